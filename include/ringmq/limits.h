@@ -1,0 +1,128 @@
+/*
+ * limits.h - every bound ringmq enforces, in one place.
+ *
+ * Naming: NOUN_UNIT_MAX / _MIN / _DEFAULT.  Each constant says what it
+ * bounds, why it has this value, what happens at the limit and which
+ * configuration directive overrides it (see docs/configuration.md).
+ * Relationships between limits are checked with _Static_assert at the end.
+ */
+#ifndef RINGMQ_LIMITS_H
+#define RINGMQ_LIMITS_H
+
+/* Shards (threads).  The route index keeps one bit per shard in a fixed
+ * bitmap, so the count is bounded at compile time.  Directive: shards. */
+#define SHARDS_MAX 256
+#define SHARDS_MIN 1
+
+/* Largest MQTT packet a client may send (whole packet, header included).
+ * The protocol allows 268,435,455 bytes; a broker that honours that for
+ * every client can be made to buffer gigabytes.  A bigger packet is
+ * refused: MQTT 5 gets DISCONNECT 0x95, earlier versions are closed.
+ * Directive: message_size_limit / max_packet_size. */
+#define PACKET_BYTES_DEFAULT (1u << 20)
+#define PACKET_BYTES_MAX 268435455u
+/* Before CONNECT has been accepted only this much is buffered, so an
+ * unauthenticated peer cannot make the broker allocate.  CONNECT with a
+ * large will payload needs more; directive: connect_packet_size_max. */
+#define PACKET_BYTES_PRE_CONNECT_DEFAULT 65536u
+
+/* Client connections per process.  At the limit, new TCP connections are
+ * accepted and closed at once (MQTT 5: CONNACK 0x97 is not possible before
+ * CONNECT, so the socket is simply closed and counted). Directive:
+ * max_connections (-1 = unlimited up to CONNS_PER_SHARD_MAX * shards). */
+#define CONNS_PER_SHARD_MAX 1048576u
+
+/* Seconds a new connection has to complete its CONNECT packet before it is
+ * closed.  Directive: connect_timeout. */
+#define CONNECT_TIMEOUT_S_DEFAULT 10u
+
+/* QoS 1/2 messages in flight to one client at once (server -> client).
+ * MQTT 5 clients may lower it with Receive Maximum.  Directive:
+ * max_inflight_messages. */
+#define INFLIGHT_DEFAULT 64u
+#define INFLIGHT_MAX 65535u
+
+/* Receive Maximum announced to MQTT 5 clients (client -> server QoS 1/2 in
+ * flight).  A client exceeding it is disconnected with 0x93.  Directive:
+ * max_receive_inflight. */
+#define RECEIVE_INFLIGHT_DEFAULT 1024u
+
+/* Messages and bytes queued for one session beyond its inflight window
+ * (offline sessions, or online ones whose window is full).  At the limit
+ * new QoS 1/2 messages for that session are dropped and counted; QoS 0
+ * messages are only queued while the client is online. Directives:
+ * max_queued_messages, max_queued_bytes (0 = no byte limit). */
+#define QUEUED_MESSAGES_DEFAULT 1000u
+#define QUEUED_BYTES_DEFAULT 0u
+
+/* Subscriptions one client may hold.  Beyond it SUBACK carries 0x97
+ * (MQTT 5) / 0x80 (3.1.1).  Directive: max_subscriptions_per_client. */
+#define SUBSCRIPTIONS_PER_CLIENT_DEFAULT 1024u
+
+/* Topic names and filters.  Length is bounded by the protocol (65,535
+ * bytes); levels are bounded here so a matcher's recursion and a trie's
+ * depth stay small.  A topic or filter with more levels is refused
+ * (PUBLISH: 0x90 / disconnect, SUBSCRIBE: 0x8F / 0x80).  Directives:
+ * max_topic_length, max_topic_levels. */
+#define TOPIC_BYTES_MAX 65535u
+#define TOPIC_BYTES_DEFAULT 65535u
+#define TOPIC_LEVELS_DEFAULT 64u
+#define TOPIC_LEVELS_MAX 1024u
+
+/* Client identifiers.  MQTT 3.1 limited them to 23 bytes; 3.1.1 and 5
+ * allow servers to accept longer ones.  Directive: max_client_id_length. */
+#define CLIENT_ID_BYTES_DEFAULT 256u
+#define CLIENT_ID_BYTES_MAX 65535u
+
+/* Keep alive: the largest keep alive a client may ask for (seconds). MQTT 5
+ * clients asking for more (or 0) get Server Keep Alive; MQTT 3.1.1 clients
+ * are refused (CONNACK 2 is not right either, so they are allowed as asked,
+ * see docs/configuration.md).  Directive: max_keepalive. */
+#define KEEPALIVE_S_MAX_DEFAULT 65535u
+
+/* Session expiry for persistent sessions of MQTT 3.1/3.1.1 clients
+ * (clean session = 0), seconds; 0 = never expire. Directive:
+ * persistent_client_expiration. */
+#define SESSION_EXPIRY_S_DEFAULT 0u
+
+/* Topic aliases a client may use towards the server (MQTT 5). Directive:
+ * max_topic_alias. */
+#define TOPIC_ALIAS_DEFAULT 10u
+
+/* Bytes buffered for sending to one client before it is considered not to
+ * be reading.  Beyond it the client is disconnected and counted.
+ * Directive: max_output_bytes. */
+#define OUTPUT_BYTES_DEFAULT (8u << 20)
+
+/* Cross-shard rings: slots per ordered shard pair.  A full ring makes the
+ * producer keep the item on its own overflow list (bounded by the
+ * receiving session's queue limits) and retry next loop turn.
+ * Directive: shard_ring_size. */
+#define SHARD_RING_SLOTS_DEFAULT 4096u
+
+/* Provided receive buffers per shard and their size.  Directive:
+ * recv_buffers, recv_buffer_size. */
+#define RECV_BUFFERS_DEFAULT 1024u
+#define RECV_BUFFER_BYTES_DEFAULT 16384u
+
+/* io_uring submission queue entries per shard. */
+#define URING_ENTRIES_DEFAULT 4096u
+
+/* User-property pairs and subscription identifiers per packet: bounded so
+ * parsing a hostile property list is O(packet size) and forwarding is
+ * bounded. */
+#define SUBSCRIPTION_IDS_MAX 32u
+
+/* $SYS publication interval, seconds (0 disables). Directive: sys_interval. */
+#define SYS_INTERVAL_S_DEFAULT 10u
+
+_Static_assert(PACKET_BYTES_PRE_CONNECT_DEFAULT <= PACKET_BYTES_DEFAULT,
+	       "pre-CONNECT limit must not exceed the packet limit");
+_Static_assert(PACKET_BYTES_DEFAULT <= PACKET_BYTES_MAX,
+	       "default packet limit above the protocol's maximum");
+_Static_assert(INFLIGHT_DEFAULT <= INFLIGHT_MAX, "inflight default");
+_Static_assert(TOPIC_LEVELS_DEFAULT <= TOPIC_LEVELS_MAX, "topic levels");
+_Static_assert((SHARD_RING_SLOTS_DEFAULT & (SHARD_RING_SLOTS_DEFAULT - 1)) == 0,
+	       "ring slots must be a power of two");
+
+#endif
