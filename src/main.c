@@ -1,1 +1,183 @@
-int main(void) { return 0; }
+/*
+ * main.c - command line, configuration, signals, start and stop.
+ *
+ * The main thread owns the configuration and the broker object.  It opens
+ * the listeners (so a bad address fails before any shard runs), starts the
+ * shards and then only waits for signals with sigwait(): SIGINT/SIGTERM
+ * stop the broker cleanly, SIGUSR2 toggles debug logging, SIGHUP is
+ * acknowledged (there is nothing reloadable yet).  Every thread inherits
+ * the blocked signal mask, so no shard is ever interrupted by a signal.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "ringmq/config.h"
+#include "ringmq/limits.h"
+#include "ringmq/log.h"
+#include "ringmq/shard.h"
+
+extern char **environ;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: ringmq [options]\n"
+		   "\n"
+		   "With no options ringmq listens on 127.0.0.1:1883, allows anonymous clients there\n"
+		   "and keeps its data under ./data.\n"
+		   "\n"
+		   "  -c, --config FILE   read the configuration file FILE\n"
+		   "      --shards N      shard threads (default: one per online CPU)\n"
+		   "  -p, --port PORT     port of the first listener (0 = any free port)\n"
+		   "      --bind ADDR     address of the first listener\n"
+		   "  -v, --verbose       log at debug level\n"
+		   "  -h, --help          show this help\n"
+		   "  -V, --version       show the version\n"
+		   "\n"
+		   "Environment: RINGMQ_<DIRECTIVE>=value overrides any directive of the file,\n"
+		   "e.g. RINGMQ_SHARDS=4.  Command-line options override both.\n"
+		   "See docs/configuration.md for every directive.\n");
+}
+
+struct cli {
+	const char *config_file;
+	const char *shards;
+	const char *port;
+	const char *bind;
+	bool verbose;
+};
+
+/* Returns 0 to run, 1 to exit successfully (help, version), -1 on error. */
+static int parse_cli(int argc, char **argv, struct cli *cli)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"shards", required_argument, NULL, 's'},
+		{"port", required_argument, NULL, 'p'},	  {"bind", required_argument, NULL, 'b'},
+		{"verbose", no_argument, NULL, 'v'},	  {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+	};
+	int o;
+
+	while ((o = getopt_long(argc, argv, "c:p:vhV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': cli->config_file = optarg; break;
+		case 's': cli->shards = optarg; break;
+		case 'p': cli->port = optarg; break;
+		case 'b': cli->bind = optarg; break;
+		case 'v': cli->verbose = true; break;
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("ringmq %s\n", RINGMQ_VERSION); return 1;
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringmq: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Command-line options are applied as directives, so they get the same checks. */
+static int apply_cli(struct config *cfg, const struct cli *cli, char *err)
+{
+	int r = 0;
+
+	if (cli->shards)
+		r = config_apply_option(cfg, "shards", cli->shards, "--shards", err);
+	if (r == 0 && cli->verbose)
+		r = config_apply_option(cfg, "log_level", "debug", "-v", err);
+	if (r == 0 && (cli->port || cli->bind))
+		r = config_override_listener(cfg, cli->port, cli->bind, err);
+	return r;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort; max_connections still bounds */
+	}
+}
+
+static int run(struct config *cfg)
+{
+	struct broker *b;
+	sigset_t set;
+	int sig, r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+
+	b = broker_new(cfg);
+	if (!b) {
+		log_error(NULL, "out of memory creating the broker");
+		return 1;
+	}
+	r = broker_start(b);
+	if (r < 0) {
+		log_error(NULL, "start-up failed: %s", strerror(-r));
+		broker_free(b);
+		return 1;
+	}
+	log_info(NULL, "ringmq %s running", RINGMQ_VERSION);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGINT || sig == SIGTERM)
+			break;
+		if (sig == SIGUSR2) {
+			log_set_level(log_get_level() == LOG_DEBUG ? (enum log_level)cfg->log_level : LOG_DEBUG);
+			log_info(NULL, "log level now %s", log_get_level() == LOG_DEBUG ? "debug" : "configured");
+		} else if (sig == SIGHUP) {
+			log_info(NULL, "SIGHUP: nothing to reload in this build");
+		}
+	}
+	log_info(NULL, "shutting down (signal %d)", sig);
+	broker_stop(b);
+	broker_free(b);
+	log_info(NULL, "stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {0};
+	struct config cfg;
+	char err[CONFIG_ERROR_BYTES] = "";
+	int r;
+
+	r = parse_cli(argc, argv, &cli);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	config_init(&cfg);
+	r = 0;
+	if (cli.config_file)
+		r = config_parse_file(&cfg, cli.config_file, err);
+	if (r == 0)
+		r = config_apply_env(&cfg, environ, err);
+	if (r == 0)
+		r = apply_cli(&cfg, &cli, err);
+	if (r == 0)
+		r = config_finish(&cfg, err);
+	if (r < 0) {
+		fprintf(stderr, "ringmq: %s\n", err);
+		config_done(&cfg);
+		return 1;
+	}
+	log_set_level((enum log_level)cfg.log_level);
+	r = run(&cfg);
+	config_done(&cfg);
+	return r;
+}

@@ -22,6 +22,37 @@
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_ERROR_BYTES 512
 
+/* Longest config line (and RINGMQ_* value) accepted, bytes, newline not
+ * counted.  Longer lines are an error, never truncated: the longest
+ * legitimate line is persistence_location with a PATH_MAX path. */
+#define CONFIG_LINE_BYTES_MAX 8192
+/* Smallest max_packet_size / connect_packet_size_max (mosquitto's floor). */
+#define CONFIG_PACKET_BYTES_MIN 20u
+/* max_queued_messages 0 ("unlimited" in mosquitto) means this many: large
+ * enough never to matter for a sane client, yet a bound (STYLE 7). */
+#define CONFIG_QUEUED_MESSAGES_MAX (1u << 20)
+/* Bounds of ringmq's own sizing directives that limits.h gives only a
+ * default for.  Client ids: a server must accept 1..23 bytes
+ * [MQTT-3.1.3-5], so the limit may not go below 23.  Provided receive
+ * buffers: io_uring buffer rings hold at most 32768 entries.  Ring slots and
+ * subscriptions: generous bounds so a typo cannot ask for gigabytes. */
+#define CONFIG_CLIENT_ID_BYTES_MIN 23u
+#define CONFIG_SUBSCRIPTIONS_PER_CLIENT_MAX (1u << 20)
+#define CONFIG_SHARD_RING_SLOTS_MIN 64u
+#define CONFIG_SHARD_RING_SLOTS_MAX (1u << 20)
+#define CONFIG_RECV_BUFFERS_MAX 32768u
+#define CONFIG_RECV_BUFFER_BYTES_MIN 512u
+#define CONFIG_RECV_BUFFER_BYTES_MAX (1u << 20)
+#define CONFIG_CONNECT_TIMEOUT_S_MAX 3600u
+/* Upper bound of the 64-bit byte directives (max_queued_bytes,
+ * max_output_bytes): 1 TiB, far above any real limit, low enough that sums
+ * of byte counts cannot overflow. */
+#define CONFIG_BYTES_MAX (1ull << 40)
+/* Room for the fixed header, topic length, packet id and properties of a
+ * PUBLISH, added to message_size_limit + max_topic_length when
+ * config_finish() raises max_packet_size to fit message_size_limit. */
+#define CONFIG_PUBLISH_HEADER_BYTES 1024u
+
 enum listener_protocol {
 	LISTENER_MQTT = 0,
 	LISTENER_WEBSOCKETS = 1,
@@ -92,6 +123,26 @@ struct config {
 
 	/* Where the config came from, for messages. */
 	char config_file[4096];
+
+	/* Parser state, written by config_*() only (added after the original
+	 * contract; other modules read none of it). */
+
+	/* mosquitto's "default listener": port, and bind_address / protocol
+	 * given before any listener line.  config_finish() appends it to
+	 * listeners[] when default_listener_used. */
+	struct config_listener default_listener;
+	bool default_listener_used;
+	/* --port / --bind (config_override_listener()); -1 / "" = not given. */
+	int override_port;
+	char override_bind_address[256];
+	/* Given explicitly, so config_finish() derives the others around them
+	 * instead of overriding them. */
+	bool max_packet_size_set;
+	bool connect_packet_size_max_set;
+	bool max_output_bytes_set;
+	/* A log_type line was seen: the first one resets the level to error,
+	 * later ones raise it (mosquitto's log_type lines add up). */
+	bool log_type_set;
 };
 
 /** config_init() - fill @c with the built-in defaults (no listener yet). */
@@ -126,6 +177,28 @@ int config_apply_env(struct config *c, char *const *envp, char *err);
  * rules.  Returns 0 or -EINVAL with @err filled.
  */
 int config_finish(struct config *c, char *err);
+
+/**
+ * config_apply_option() - apply one directive given as name and value from
+ * a source other than a file or the environment, e.g. the command line:
+ * --shards 4 is config_apply_option(c, "shards", "4", "--shards", err) and
+ * -v is config_apply_option(c, "log_level", "debug", "-v", err).  @value
+ * is parsed like the rest of a config line.  Errors read
+ * "ORIGIN: directive: what is wrong".  Returns 0 or -EINVAL.
+ */
+int config_apply_option(struct config *c, const char *directive, const char *value, const char *origin,
+			char *err);
+
+/**
+ * config_override_listener() - the command line's --port P / --bind ADDR.
+ * Either may be NULL (not given).  The values are checked here; they are
+ * applied by config_finish() to the only listener (the embedded default
+ * when nothing configured one).  With several listeners config_finish()
+ * fails, because which one to change would be a guess.  Does not change
+ * allow_anonymous.  Returns 0 or -EINVAL with "--port: ..." / "--bind: ..."
+ * in @err.
+ */
+int config_override_listener(struct config *c, const char *port, const char *bind_address, char *err);
 
 /** config_done() - release anything config_* allocated; NULL-safe. */
 void config_done(struct config *c);

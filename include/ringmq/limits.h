@@ -100,6 +100,13 @@
  * Directive: shard_ring_size. */
 #define SHARD_RING_SLOTS_DEFAULT 4096u
 
+/* Items one shard may hold back for another shard whose ring is full.
+ * Beyond it, messages for that shard are dropped and counted (stats
+ * "dropped"); a sustained overload of one shard therefore sheds load
+ * instead of growing memory.  Not configurable: it scales with
+ * shard_ring_size (the backlog is 16 rings' worth). */
+#define SHARD_BACKLOG_RINGS 16u
+
 /* Provided receive buffers per shard and their size.  Directive:
  * recv_buffers, recv_buffer_size. */
 #define RECV_BUFFERS_DEFAULT 1024u

@@ -322,7 +322,15 @@ int mqtt_frame_cut(const uint8_t *buf, size_t len, uint32_t packet_bytes_max,
  * CONNACK 1 / 0x84 as the version warrants).
  *
  * Returns the frame length on success, or a negative errno with the reason
- * code in *ret_reason.  @ret_pkt views point into @buf.
+ * code in *ret_reason.  @ret_pkt views point into @buf.  On failure
+ * *ret_pkt is unspecified, except that a CONNECT refused with -EPROTO /
+ * 0x84 has connect.protocol_name and connect.version set, so the caller
+ * can pick the CONNACK form.  @buf may hold more than one frame; only the
+ * first is decoded.  Reason codes beyond 0x81/0x82 that the decoder uses:
+ * 0x84 (CONNECT protocol), 0x8F (SUBSCRIBE/UNSUBSCRIBE filter syntax),
+ * 0x90 (topic name with a wildcard, or empty: PUBLISH, Will Topic), 0x94
+ * (Topic Alias 0), 0x83 (more than MQTT_SUBIDS_MAX Subscription
+ * Identifiers).  A packet identifier of 0 is a Protocol Error (0x82).
  */
 int mqtt_decode(uint8_t version, const uint8_t *buf, size_t len,
 		struct mqtt_packet *ret_pkt, uint8_t *ret_reason);
@@ -334,6 +342,17 @@ int mqtt_decode(uint8_t version, const uint8_t *buf, size_t len,
  */
 int mqtt_sub_next(const struct mqtt_subscribe *s, bool unsubscribe, uint32_t *pos,
 		  struct mqtt_sub *ret_sub);
+
+/**
+ * mqtt_sub_encode() - append one SUBSCRIBE (or, with @unsubscribe true,
+ * UNSUBSCRIBE) entry for protocol @version to @buf, in the wire form that
+ * mqtt_subscribe.list holds: filter, then (SUBSCRIBE only) the options byte
+ * (MQTT 5: QoS, No Local, Retain As Published, Retain Handling; 3.x: QoS).
+ * Returns the bytes written, -ENOBUFS when @cap is too small, or -EINVAL
+ * for a filter over 65,535 bytes or QoS / Retain Handling over 3.
+ */
+int mqtt_sub_encode(uint8_t version, const struct mqtt_sub *sub, bool unsubscribe, uint8_t *buf,
+		    size_t cap);
 
 /**
  * mqtt_props_user_len() / mqtt_props_user_copy() - the decoded user

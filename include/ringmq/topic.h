@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /**
  * topic_name_check() - 0 if @t is a valid topic name for PUBLISH: at least
@@ -50,5 +51,35 @@ bool topic_has_wildcard(const uint8_t *f, size_t len);
  */
 int topic_share_split(const uint8_t *f, size_t len, const uint8_t **ret_group,
 		      size_t *ret_group_len, const uint8_t **ret_filter, size_t *ret_filter_len);
+
+/**
+ * topic_level_hash() - 64-bit hash of one topic level (@len bytes, no '/'),
+ * shared by the subscription indexes (trie.c, route.c) so that a level is
+ * hashed the same way wherever it is looked up.  Not keyed: it spreads
+ * ordinary level names well but a client that crafts colliding levels can
+ * lengthen probe chains (bounded by its subscription limit).  Inline
+ * because it runs once per topic level on the publish path.
+ */
+static inline uint64_t topic_level_hash(const uint8_t *level, size_t len)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)len * 0xff51afd7ed558ccdull);
+	uint64_t w;
+
+	while (len >= 8) {
+		memcpy(&w, level, 8);
+		h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 31;
+		level += 8;
+		len -= 8;
+	}
+	w = 0;
+	for (size_t i = 0; i < len; i++)
+		w |= (uint64_t)level[i] << (8 * i);
+	h = (h ^ w) * 0x94d049bb133111ebull;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return h;
+}
 
 #endif

@@ -1,0 +1,84 @@
+/*
+ * msg.h - an application message: immutable once built, reference-counted.
+ *
+ * One PUBLISH becomes one struct msg, shared by every subscriber on every
+ * shard, by the retained store and by session queues.  Everything variable
+ * (topic, payload, forwarded MQTT 5 properties, the publisher's client id)
+ * lives in one allocation after the header.
+ *
+ * Owner:    nobody in particular: whoever holds a reference.
+ * Lifetime: msg_new() returns it with one reference; msg_ref()/msg_unref()
+ *           manage references; the last msg_unref() frees it, on whichever
+ *           thread that happens (jemalloc handles frees of memory from
+ *           another thread's arena; see docs/architecture.md for why this
+ *           replaces batching releases back to the creating shard).
+ * Shared:   yes, read-only after msg_new(); only `refs` changes, atomically.
+ */
+#ifndef RINGMQ_MSG_H
+#define RINGMQ_MSG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ringmq/mqtt.h"
+
+struct msg {
+	_Atomic uint32_t refs;
+	uint8_t qos; /* QoS it was published with */
+	bool retain; /* RETAIN flag as published */
+	bool has_payload_format;
+	uint8_t payload_format;
+	uint64_t expiry_at_ms; /* CLOCK_MONOTONIC ms, 0 = never expires */
+	struct mqtt_str topic;
+	struct mqtt_str payload;
+	struct mqtt_str content_type; /* len 0 = absent (below: has_* bits) */
+	struct mqtt_str response_topic;
+	struct mqtt_str correlation_data;
+	struct mqtt_str user; /* encoded user-property entries */
+	struct mqtt_str origin; /* publisher's client id (no-local) */
+	uint8_t has; /* MSG_HAS_* for the optional strings */
+	uint8_t data[];
+};
+
+#define MSG_HAS_CONTENT_TYPE 0x01
+#define MSG_HAS_RESPONSE_TOPIC 0x02
+#define MSG_HAS_CORRELATION 0x04
+
+/**
+ * msg_new() - build a message from a decoded PUBLISH (or will) @p.
+ * @props: the MQTT 5 properties to forward (NULL for 3.x).
+ * @origin/@origin_len: the publisher's client id.
+ * @now_ms: CLOCK_MONOTONIC now, for the expiry deadline.
+ * Copies everything it keeps.  Returns NULL on allocation failure.
+ */
+struct msg *msg_new(const struct mqtt_str *topic, const struct mqtt_str *payload, uint8_t qos,
+		    bool retain, const struct mqtt_props *props, const uint8_t *origin,
+		    uint32_t origin_len, uint64_t now_ms);
+
+static inline struct msg *msg_ref(struct msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+/** msg_unref() - drop one reference; frees on the last.  NULL-safe; returns NULL. */
+struct msg *msg_unref(struct msg *m);
+
+/** msg_expired() - true if the message's expiry has passed at @now_ms. */
+static inline bool msg_expired(const struct msg *m, uint64_t now_ms)
+{
+	return m->expiry_at_ms != 0 && now_ms >= m->expiry_at_ms;
+}
+
+/**
+ * msg_props() - fill @p with the message's forwarded MQTT 5 properties, the
+ * Message Expiry Interval set to the time remaining at @now_ms
+ * [MQTT-3.3.2-6].  Views point into @m.
+ */
+void msg_props(const struct msg *m, uint64_t now_ms, struct mqtt_props *p);
+
+/** msg_size() - bytes the message accounts for in queue limits. */
+uint32_t msg_size(const struct msg *m);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * proto.h - the protocol engine: what a shard does with each packet.
+ *
+ * connect.c handles the first packet (CONNECT), hand-off to the home
+ * shard, session take-over and CONNACK; publish.c inbound PUBLISH, the
+ * QoS flows in both directions and fan-out; subscribe.c SUBSCRIBE and
+ * UNSUBSCRIBE with retained delivery.  All functions run on the shard that
+ * owns the connection and assert it.
+ *
+ * Owner:    the calling shard.
+ * Lifetime: stateless; state lives in conn and sess.
+ * Shared:   never.
+ */
+#ifndef RINGMQ_PROTO_H
+#define RINGMQ_PROTO_H
+
+#include <stdint.h>
+
+#include "ringmq/mqtt.h"
+
+struct shard;
+struct conn;
+struct msg;
+struct handoff;
+
+/**
+ * connect_first() - @c is new and its input holds at least one whole frame.
+ * Validates the CONNECT; answers, hands the socket off to the home shard,
+ * or accepts it here.  Returns 0 when the connection is still this shard's
+ * and active, 1 when it was handed off or closed.
+ */
+int connect_first(struct shard *s, struct conn *c);
+
+/** connect_adopt() - a handed-off socket arrives at its home shard (takes @h). */
+void connect_adopt(struct shard *s, struct handoff *h);
+
+/** proto_dispatch() - one decoded packet from an active connection. */
+void proto_dispatch(struct shard *s, struct conn *c, const struct mqtt_packet *pkt);
+
+void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p);
+void publish_ack_in(struct shard *s, struct conn *c, uint8_t type, const struct mqtt_ack *a);
+
+/**
+ * publish_route() - route @m (caller keeps its reference) to every shard
+ * with a matching subscriber, and deliver locally.
+ */
+void publish_route(struct shard *s, struct msg *m);
+/** publish_local() - match @m in this shard's trie and deliver. */
+void publish_local(struct shard *s, struct msg *m);
+
+void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub);
+void unsubscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub);
+
+#endif

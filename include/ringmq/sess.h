@@ -1,0 +1,142 @@
+/*
+ * sess.h - an MQTT session: subscriptions, queued and inflight messages,
+ * will, expiry.  Lives on the home shard of its client id.
+ *
+ * Owner:    the home shard (`owner_shard`); every exported function asserts
+ *           shard_self() is that shard.
+ * Lifetime: created by CONNECT (sess_attach) when no session exists or
+ *           Clean Start is set; ended (sess_end) when a connection with
+ *           session expiry 0 closes, when its expiry passes while offline,
+ *           or when Clean Start replaces it.  Ending a session removes its
+ *           subscriptions from the trie and the route index, drops its
+ *           queue, and publishes a pending will.
+ * Shared:   never; other shards reach it only through messages to its
+ *           home shard.
+ */
+#ifndef RINGMQ_SESS_H
+#define RINGMQ_SESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ringmq/msg.h"
+
+struct shard;
+struct conn;
+
+/* One subscription as the session remembers it (the trie holds the same). */
+struct sess_sub {
+	uint8_t *filter;
+	uint16_t len;
+	uint8_t options;
+	uint32_t sub_id;
+};
+
+/* One message on its way to this session.  `m` holds a reference. */
+struct deliv {
+	struct msg *m;
+	uint16_t pid;
+	uint8_t qos;
+	uint8_t state; /* enum deliv_state */
+	bool retain;
+	uint8_t nsubids;
+	uint32_t *subids; /* owned, nsubids entries */
+};
+
+enum deliv_state {
+	DELIV_QUEUED = 0,
+	DELIV_WAIT_PUBACK = 1, /* QoS 1 sent */
+	DELIV_WAIT_PUBREC = 2, /* QoS 2 sent */
+	DELIV_WAIT_PUBCOMP = 3, /* PUBREL sent */
+};
+
+struct sess {
+	unsigned owner_shard;
+	char *client_id; /* NUL-terminated copy */
+	uint16_t id_len;
+	uint8_t version;
+	struct conn *conn; /* NULL while offline */
+	struct sess *hnext; /* session table chain */
+	uint32_t expiry_s; /* 0xFFFFFFFF = never */
+	uint64_t offline_since_ms;
+	uint64_t match_gen; /* de-duplication of overlapping matches */
+	uint8_t match_qos;
+	bool match_retain;
+	bool match_any;
+	uint8_t match_nsubids;
+	uint32_t match_subids[32];
+	struct sess *match_next;
+
+	struct sess_sub *subs;
+	uint32_t sub_count, sub_cap;
+
+	/* Inflight server -> client (QoS 1/2), at most inflight_max. */
+	struct deliv *inflight;
+	uint32_t inflight_count, inflight_cap, inflight_max;
+	uint16_t next_pid;
+	/* Waiting for room in the inflight window, FIFO ring. */
+	struct deliv *queue;
+	uint32_t q_head, q_len, q_cap;
+	uint64_t q_bytes;
+
+	/* QoS 2 packet ids received and not yet released (exactly once). */
+	uint64_t *qos2_in; /* 65536-bit set, allocated on first use */
+
+	/* Will. */
+	struct msg *will;
+	uint32_t will_delay_s;
+	uint64_t will_at_ms; /* 0 = not scheduled */
+};
+
+struct sess_table;
+
+struct sess_table *sess_table_new(void);
+struct sess_table *sess_table_free(struct shard *s, struct sess_table *t);
+struct sess *sess_find(struct sess_table *t, const uint8_t *id, uint32_t len);
+uint32_t sess_table_count(const struct sess_table *t);
+
+/**
+ * sess_new() - a new empty session for @id, inserted in the shard's table.
+ * NULL when out of memory.
+ */
+struct sess *sess_new(struct shard *s, const uint8_t *id, uint32_t len, uint8_t version);
+
+/**
+ * sess_end() - end the session: publish a pending will, remove its
+ * subscriptions, drop queue and inflight, unlink and free it.
+ */
+void sess_end(struct shard *s, struct sess *se);
+
+/** sess_detach() - the connection went away; keep or end per expiry, handle the will. */
+void sess_detach(struct shard *s, struct sess *se, bool publish_will);
+
+/**
+ * sess_deliver() - one matching message for this session: send now if
+ * online and inside the window, else queue (bounded; drops are counted).
+ */
+void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, bool retain,
+		  const uint32_t *subids, uint8_t nsubids);
+
+/** sess_resume() - on (re)connect: resend inflight with DUP, then drain the queue. */
+void sess_resume(struct shard *s, struct sess *se);
+/** sess_pump() - move queued messages into the inflight window while room. */
+void sess_pump(struct shard *s, struct sess *se);
+
+/** sess_ack() - PUBACK/PUBREC/PUBCOMP from the client for @pid. */
+int sess_ack(struct shard *s, struct sess *se, uint8_t type, uint16_t pid);
+
+/** sess_ack_drop() - end the flow of @pid early (PUBREC with a failure reason). */
+void sess_ack_drop(struct shard *s, struct sess *se, uint16_t pid);
+
+/** sess_sub_add()/sess_sub_del() - remember a subscription (returns 0, -ENOMEM, -EDQUOT). */
+int sess_sub_add(struct sess *se, const uint8_t *f, uint16_t len, uint8_t options, uint32_t sub_id,
+		 uint32_t max, bool *ret_existed);
+int sess_sub_del(struct sess *se, const uint8_t *f, uint16_t len);
+
+/** sess_sweep() - expire offline sessions and fire due wills. */
+void sess_sweep(struct shard *s);
+
+/** sess_publish_will() - publish and drop the session's will now. */
+void sess_publish_will(struct shard *s, struct sess *se);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * shard.h - a shard: one thread, one io_uring, its own connections,
+ * sessions and local trie; and the broker object that holds them all.
+ *
+ * Owner:    struct shard - its own thread.  Nothing in it is touched by
+ *           another thread except the inbound rings (spsc.h) and the
+ *           atomics marked "any thread".
+ *           struct broker - main; read-only for shards after start except
+ *           the atomics marked.
+ * Lifetime: broker_new() in main before any shard starts; shards are
+ *           started by broker_start() and joined by broker_stop();
+ *           broker_free() after that.
+ * Shared:   the broker is read by all shards; route index and retained
+ *           store inside it have their own sharing rules (route.h,
+ *           retain.h).
+ */
+#ifndef RINGMQ_SHARD_H
+#define RINGMQ_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ringmq/config.h"
+#include "ringmq/net.h"
+#include "ringmq/spsc.h"
+
+struct conn;
+struct sess;
+struct trie;
+struct route;
+struct retain;
+struct broker;
+
+/* What crosses shards (spsc_item.op). */
+enum shard_op {
+	SHARD_OP_PUBLISH = 1, /* ptr: struct msg * (one reference moves with it) */
+	SHARD_OP_HANDOFF = 2, /* ptr: struct handoff * (ownership moves) */
+};
+
+/* A socket moving from its accepting shard to its client id's home shard,
+ * with the bytes already read (the CONNECT packet and anything after it). */
+struct handoff {
+	int fd;
+	unsigned listener;
+	uint64_t accepted_ms;
+	uint32_t len;
+	char peer[64];
+	uint8_t bytes[];
+};
+
+/* Items waiting for room in a full ring to one target shard. */
+struct shard_backlog {
+	struct spsc_item *items;
+	uint32_t head, len, cap;
+};
+
+/* Per-shard counters; written by the shard, read by stats with relaxed loads. */
+struct shard_stats {
+	_Atomic uint64_t conns;
+	_Atomic uint64_t msgs_in;
+	_Atomic uint64_t msgs_out;
+	_Atomic uint64_t bytes_in;
+	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t dropped;
+};
+
+struct shard {
+	unsigned id;
+	struct broker *b;
+	pthread_t thread;
+	struct io_uring ring;
+	int ring_fd; /* for IORING_OP_MSG_RING from other shards; any thread reads */
+	struct net_bufring bufs;
+	int listen_fds[CONFIG_LISTENERS_MAX];
+	bool accept_armed[CONFIG_LISTENERS_MAX];
+
+	/* Connections: slot table with generations (see conn.h for user_data). */
+	struct conn **conns;
+	uint32_t conn_cap, conn_count;
+	uint32_t *free_slots;
+	uint32_t free_count;
+	struct conn *closing; /* freed at the end of the loop turn */
+	struct conn *dirty; /* have output to flush at the end of the turn */
+
+	/* Sessions whose home is this shard. */
+	struct sess_table *sessions;
+	struct trie *trie;
+	uint64_t match_gen;
+
+	/* Inbound rings: in[from] is written by shard `from` (lazily created). */
+	struct spsc *_Atomic *in;
+	/* Outbound backlogs per target shard when its ring was full. */
+	struct shard_backlog *backlog;
+	bool backlog_any;
+
+	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed each loop turn */
+	uint64_t next_sweep_ms;
+	uint64_t id_counter;
+	bool stopping;
+	struct shard_stats stats;
+};
+
+struct broker {
+	struct config *cfg;
+	unsigned nshards;
+	struct shard *shards;
+	struct route *route;
+	struct retain *retain;
+	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
+	_Atomic bool stop; /* any thread */
+	_Atomic int64_t conns_total; /* any thread: client connections now */
+	_Atomic unsigned started; /* shards that finished start-up */
+	_Atomic int start_error;
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	uint64_t start_ms;
+};
+
+/** broker_new() - allocate the broker for @cfg (not started). NULL on ENOMEM. */
+struct broker *broker_new(struct config *cfg);
+/**
+ * broker_start() - start all shards, open listeners, return once every shard
+ * listens (0) or one failed (negative errno, reason logged; shards that
+ * started are stopped again).
+ */
+int broker_start(struct broker *b);
+/** broker_stop() - ask every shard to shut down cleanly and join them. */
+void broker_stop(struct broker *b);
+/** broker_free() - free after broker_stop(); NULL-safe; returns NULL. */
+struct broker *broker_free(struct broker *b);
+
+/** shard_self() - the calling thread's shard, NULL outside shards. */
+struct shard *shard_self(void);
+
+/** shard_now_ms() - CLOCK_MONOTONIC in milliseconds. */
+uint64_t shard_now_ms(void);
+
+/**
+ * shard_send() - queue @it for shard @to (never the caller's own shard),
+ * waking it if needed; when the ring is full the item waits in a bounded
+ * backlog.  Returns 0, or -ENOBUFS when the backlog is also full (the
+ * caller drops and counts; the item was not taken).
+ */
+int shard_send(struct shard *s, unsigned to, const struct spsc_item *it);
+
+/** shard_home() - the home shard of a client id. */
+unsigned shard_home(const struct broker *b, const uint8_t *id, uint32_t len);
+
+#endif

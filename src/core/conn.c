@@ -1,0 +1,516 @@
+/*
+ * conn.c - a client connection's I/O on its shard.
+ *
+ * Input: before CONNECT is accepted, plain recv into the connection's own
+ * small buffer (grown only as far as the CONNECT header says, bounded by
+ * connect_packet_size_max), so nothing is in flight when the socket is
+ * handed to another shard.  After, one multishot recv per connection
+ * picks buffers from the shard's provided-buffer ring; whole frames are
+ * handled straight from that buffer, and only the tail of a frame split
+ * across buffers is copied into the connection's input buffer.
+ *
+ * Output: two buffers.  out[1] is in flight and never touched until its
+ * send completes; new packets are appended to out[0].  At the end of each
+ * loop turn every connection with output gets one send, so many packets
+ * to one client leave in one syscall-free SQE.
+ *
+ * Closing is: mark, shut the socket down (which completes the pending
+ * recv and send), wait for the in-flight SQE count to reach zero, free at
+ * the end of the loop turn (conn_reap).  All memory is released there.
+ */
+#include "ringmq/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ringmq/limits.h"
+#include "ringmq/log.h"
+#include "ringmq/proto.h"
+#include "ringmq/sess.h"
+#include "ringmq/shard.h"
+
+#define OUT_BYTES_INITIAL 4096u
+#define OUT_BYTES_KEEP 65536u /* larger idle output buffers are freed */
+#define IN_BYTES_INITIAL 512u
+#define FLUSH_DEADLINE_MS 2000u /* time a closing client gets to read its last packets */
+
+static struct io_uring_sqe *sqe_get(struct shard *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+	if (!sqe) {
+		(void)io_uring_submit(&s->ring); /* SQ full: push what is queued, then retry */
+		sqe = io_uring_get_sqe(&s->ring);
+	}
+	RMQ_ASSERT(sqe != NULL);
+	return sqe;
+}
+
+struct conn *conn_new(struct shard *s, int fd, unsigned listener)
+{
+	struct conn *c;
+	uint32_t slot;
+
+	if (s->free_count == 0) {
+		uint32_t cap = s->conn_cap ? s->conn_cap * 2 : 1024;
+		if (cap > CONNS_PER_SHARD_MAX)
+			return NULL;
+		struct conn **nc = realloc(s->conns, cap * sizeof(*nc));
+		uint32_t *nf = realloc(s->free_slots, cap * sizeof(*nf));
+		if (nc)
+			s->conns = nc;
+		if (nf)
+			s->free_slots = nf;
+		if (!nc || !nf)
+			return NULL;
+		for (uint32_t i = cap; i > s->conn_cap; i--) {
+			s->conns[i - 1] = NULL;
+			s->free_slots[s->free_count++] = i - 1;
+		}
+		s->conn_cap = cap;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	slot = s->free_slots[--s->free_count];
+	c->owner_shard = s->id;
+	c->slot = slot;
+	c->gen = (uint32_t)(++s->id_counter & 0xFFFFFFu);
+	c->fd = fd;
+	c->listener = listener;
+	c->accepted_ms = s->now_ms;
+	c->last_rx_ms = s->now_ms;
+	c->packet_max_out = PACKET_BYTES_MAX;
+	c->receive_max_out = 65535;
+	s->conns[slot] = c;
+	s->conn_count++;
+	atomic_fetch_add_explicit(&s->stats.conns, 1, memory_order_relaxed);
+	return c;
+}
+
+struct conn *conn_lookup(struct shard *s, uint64_t ud)
+{
+	uint32_t slot = UD_SLOT(ud);
+	struct conn *c;
+
+	if (slot >= s->conn_cap)
+		return NULL;
+	c = s->conns[slot];
+	return c && c->gen == UD_GEN(ud) ? c : NULL;
+}
+
+static void conn_free(struct shard *s, struct conn *c)
+{
+	RMQ_ASSERT(c->ops == 0);
+	RMQ_ASSERT(c->sess == NULL);
+	if (!c->handed_off) {
+		close(c->fd);
+		atomic_fetch_sub_explicit(&s->b->conns_total, 1, memory_order_relaxed);
+	}
+	for (uint16_t i = 0; i < c->alias_count; i++)
+		free((void *)c->aliases[i].ptr);
+	free(c->aliases);
+	free(c->in.data);
+	free(c->out[0].data);
+	free(c->out[1].data);
+	s->conns[c->slot] = NULL;
+	s->free_slots[s->free_count++] = c->slot;
+	s->conn_count--;
+	atomic_fetch_sub_explicit(&s->stats.conns, 1, memory_order_relaxed);
+	free(c);
+}
+
+static void op_done(struct shard *s, struct conn *c)
+{
+	RMQ_ASSERT(c->ops > 0);
+	c->ops--;
+	if (c->ops == 0 && c->state == CONN_CLOSING) {
+		c->next_closing = s->closing;
+		s->closing = c;
+	}
+}
+
+void conn_reap(struct shard *s)
+{
+	while (s->closing) {
+		struct conn *c = s->closing;
+		s->closing = c->next_closing;
+		conn_free(s, c);
+	}
+}
+
+static int in_reserve(struct conn *c, uint32_t need)
+{
+	uint32_t cap = c->in.cap ? c->in.cap : IN_BYTES_INITIAL;
+	uint8_t *p;
+
+	if (c->in.cap >= need)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(c->in.data, cap);
+	if (!p)
+		return -ENOMEM;
+	c->in.data = p;
+	c->in.cap = cap;
+	return 0;
+}
+
+void conn_arm_recv(struct shard *s, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recv_armed || (c->state != CONN_NEW && c->state != CONN_ACTIVE))
+		return;
+	if (c->state == CONN_NEW && in_reserve(c, c->in.len + IN_BYTES_INITIAL / 2) < 0) {
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+		return;
+	}
+	sqe = sqe_get(s);
+	if (c->state == CONN_NEW) {
+		io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+		io_uring_sqe_set_data64(sqe, UD_PACK(OP_RECV_FIRST, c->gen, c->slot));
+	} else {
+		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = s->bufs.bgid;
+		io_uring_sqe_set_data64(sqe, UD_PACK(OP_RECV, c->gen, c->slot));
+	}
+	c->recv_armed = true;
+	c->ops++;
+}
+
+/* Before CONNECT: grow the buffer to what the frame header announces. */
+static void recv_first_done(struct shard *s, struct conn *c, int res)
+{
+	const struct config *cfg = s->b->cfg;
+	struct mqtt_frame f;
+	uint8_t reason;
+	int r;
+
+	c->in.len += (uint32_t)res;
+	r = mqtt_frame_cut(c->in.data, c->in.len, cfg->connect_packet_size_max, &f, &reason);
+	if (r < 0) {
+		conn_close(s, c, reason, false,
+			   r == -EMSGSIZE ? "first packet exceeds connect_packet_size_max" : "malformed first packet");
+		return;
+	}
+	if (r == 0) {
+		/* More to come.  The buffer doubles when full; the frame cutter has
+		 * already refused anything over connect_packet_size_max, so growth
+		 * is bounded by twice that limit. */
+		conn_arm_recv(s, c);
+		return;
+	}
+	if (connect_first(s, c) != 0)
+		return;
+	/* Accepted here: bytes after CONNECT are ordinary frames. */
+	if (c->in.off < c->in.len) {
+		r = conn_frames(s, c, c->in.data + c->in.off, c->in.len - c->in.off);
+		if (r < 0)
+			return;
+		c->in.off += (uint32_t)r;
+	}
+	memmove(c->in.data, c->in.data + c->in.off, c->in.len - c->in.off);
+	c->in.len -= c->in.off;
+	c->in.off = 0;
+	conn_arm_recv(s, c);
+}
+
+/* After CONNECT: bytes from a provided buffer. */
+static void recv_data(struct shard *s, struct conn *c, const uint8_t *data, uint32_t n)
+{
+	int r;
+
+	c->last_rx_ms = s->now_ms;
+	atomic_fetch_add_explicit(&s->stats.bytes_in, n, memory_order_relaxed);
+	if (c->in.len == 0) {
+		r = conn_frames(s, c, data, n);
+		if (r < 0 || (uint32_t)r == n)
+			return;
+		data += r;
+		n -= (uint32_t)r;
+	}
+	if (in_reserve(c, c->in.len + n) < 0) {
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+		return;
+	}
+	memcpy(c->in.data + c->in.len, data, n);
+	c->in.len += n;
+	r = conn_frames(s, c, c->in.data, c->in.len);
+	if (r < 0)
+		return;
+	memmove(c->in.data, c->in.data + r, c->in.len - (uint32_t)r);
+	c->in.len -= (uint32_t)r;
+}
+
+void conn_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res;
+
+	if (!more) {
+		c->recv_armed = false;
+		op_done(s, c);
+	}
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		if (res > 0 && c->state == CONN_ACTIVE)
+			recv_data(s, c, net_bufring_ptr(&s->bufs, bid), (uint32_t)res);
+		net_bufring_put(&s->bufs, bid);
+	} else if (res > 0 && c->state == CONN_NEW) {
+		c->last_rx_ms = s->now_ms;
+		recv_first_done(s, c, res);
+		return;
+	}
+	if (c->state >= CONN_FLUSHING)
+		return;
+	if (res == 0) {
+		conn_close(s, c, MQTT_RC_UNSPECIFIED, false, "connection closed by client");
+	} else if (res == -ENOBUFS) {
+		/* The buffer ring ran dry: the buffers come back as frames are handled; re-arm. */
+		if (!more)
+			conn_arm_recv(s, c);
+	} else if (res < 0) {
+		conn_close(s, c, MQTT_RC_UNSPECIFIED, false, strerror(-res));
+	} else if (!more) {
+		conn_arm_recv(s, c);
+	}
+}
+
+static void send_submit(struct shard *s, struct conn *c)
+{
+	struct conn_buf *o = &c->out[1];
+	struct io_uring_sqe *sqe = sqe_get(s);
+
+	io_uring_prep_send(sqe, c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD_PACK(OP_SEND, c->gen, c->slot));
+	c->send_busy = true;
+	c->ops++;
+}
+
+static void out_swap_and_send(struct shard *s, struct conn *c)
+{
+	struct conn_buf t = c->out[1];
+
+	c->out[1] = c->out[0];
+	c->out[0] = t;
+	c->out[0].len = 0;
+	c->out[0].off = 0;
+	if (c->out[0].cap > OUT_BYTES_KEEP) {
+		free(c->out[0].data);
+		c->out[0].data = NULL;
+		c->out[0].cap = 0;
+	}
+	send_submit(s, c);
+}
+
+static void finish_close(struct shard *s, struct conn *c)
+{
+	c->state = CONN_CLOSING;
+	(void)shutdown(c->fd, SHUT_RDWR); /* completes pending recv/send; ENOTCONN is fine */
+	if (c->ops == 0) {
+		c->next_closing = s->closing;
+		s->closing = c;
+	}
+}
+
+void conn_send_done(struct shard *s, struct conn *c, int res)
+{
+	struct conn_buf *o = &c->out[1];
+
+	op_done(s, c);
+	c->send_busy = false;
+	if (c->state == CONN_CLOSING)
+		return;
+	if (res < 0) {
+		conn_close(s, c, MQTT_RC_UNSPECIFIED, false, strerror(-res));
+		if (c->state == CONN_FLUSHING)
+			finish_close(s, c);
+		return;
+	}
+	atomic_fetch_add_explicit(&s->stats.bytes_out, (uint64_t)res, memory_order_relaxed);
+	o->off += (uint32_t)res;
+	if (o->off < o->len) {
+		send_submit(s, c); /* short send: the rest of the same buffer */
+		return;
+	}
+	o->len = o->off = 0;
+	if (c->out[0].len > 0) {
+		out_swap_and_send(s, c);
+		return;
+	}
+	if (c->state == CONN_FLUSHING)
+		finish_close(s, c);
+}
+
+void conn_flush_all(struct shard *s)
+{
+	while (s->dirty) {
+		struct conn *c = s->dirty;
+		s->dirty = c->next_dirty;
+		c->in_dirty = false;
+		if (c->state == CONN_CLOSING || c->send_busy || c->out[0].len == 0)
+			continue;
+		out_swap_and_send(s, c);
+	}
+}
+
+uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
+{
+	struct conn_buf *o = &c->out[0];
+	uint64_t pending = (uint64_t)o->len + c->out[1].len - c->out[1].off;
+
+	if (c->state == CONN_CLOSING)
+		return NULL;
+	if (pending + n > s->b->cfg->max_output_bytes) {
+		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, false, "client does not read: output limit reached");
+		return NULL;
+	}
+	if (o->len + n > o->cap) {
+		uint32_t cap = o->cap ? o->cap : OUT_BYTES_INITIAL;
+		while (cap < o->len + n)
+			cap *= 2;
+		uint8_t *p = realloc(o->data, cap);
+		if (!p) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory for output");
+			return NULL;
+		}
+		o->data = p;
+		o->cap = cap;
+	}
+	return o->data + o->len;
+}
+
+void conn_out_commit(struct shard *s, struct conn *c, uint32_t n)
+{
+	c->out[0].len += n;
+	if (!c->in_dirty) {
+		c->in_dirty = true;
+		c->next_dirty = s->dirty;
+		s->dirty = c;
+	}
+}
+
+int conn_send_packet(struct shard *s, struct conn *c, const struct mqtt_packet *pkt)
+{
+	uint8_t version = c->version ? c->version : MQTT_V311;
+	size_t n = mqtt_encoded_len(version, pkt);
+	uint8_t *p;
+	int r;
+
+	if (n == 0)
+		return -EINVAL;
+	p = conn_out(s, c, (uint32_t)n);
+	if (!p)
+		return -ENOBUFS;
+	r = mqtt_encode(version, pkt, p, n);
+	RMQ_ASSERT(r == (int)n);
+	conn_out_commit(s, c, (uint32_t)n);
+	return 0;
+}
+
+void conn_close(struct shard *s, struct conn *c, uint8_t reason, bool notify, const char *why)
+{
+	RMQ_ASSERT(c->owner_shard == s->id);
+	if (c->state >= CONN_FLUSHING)
+		return;
+	c->close_reason = reason;
+	if (c->state == CONN_ACTIVE)
+		log_info(c->client_id, "disconnected from %s: %s (reason 0x%02x)", c->peer, why, reason);
+	else
+		log_debug(NULL, "connection from %s closed before CONNECT: %s", c->peer, why);
+	if (c->sess) {
+		struct sess *se = c->sess;
+		c->sess = NULL;
+		se->conn = NULL;
+		sess_detach(s, se, c->publish_will);
+	}
+	if (notify && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
+		struct mqtt_packet d = {.type = MQTT_DISCONNECT};
+		d.disconnect.reason = reason;
+		c->state = CONN_ACTIVE; /* conn_send_packet needs a live connection */
+		(void)conn_send_packet(s, c, &d); /* if it cannot be queued, the close goes on */
+	}
+	conn_close_after_flush(s, c);
+}
+
+void conn_close_after_flush(struct shard *s, struct conn *c)
+{
+	if (c->state >= CONN_FLUSHING)
+		return;
+	if (c->sess) {
+		struct sess *se = c->sess;
+		c->sess = NULL;
+		se->conn = NULL;
+		sess_detach(s, se, c->publish_will);
+	}
+	if (c->out[0].len == 0 && !c->send_busy) {
+		finish_close(s, c);
+		return;
+	}
+	c->state = CONN_FLUSHING;
+	c->flush_deadline_ms = s->now_ms + FLUSH_DEADLINE_MS;
+	(void)shutdown(c->fd, SHUT_RD); /* stop reading; pending output still leaves */
+}
+
+void conn_sweep(struct shard *s)
+{
+	const struct config *cfg = s->b->cfg;
+
+	for (uint32_t i = 0; i < s->conn_cap; i++) {
+		struct conn *c = s->conns[i];
+		if (!c)
+			continue;
+		if (c->state == CONN_NEW && s->now_ms - c->accepted_ms > (uint64_t)cfg->connect_timeout_s * 1000u) {
+			conn_close(s, c, MQTT_RC_MAX_CONNECT_TIME, false, "no CONNECT within connect_timeout");
+		} else if (c->state == CONN_ACTIVE && c->keepalive_ms &&
+			   s->now_ms - c->last_rx_ms > (uint64_t)c->keepalive_ms * 3 / 2) {
+			/* [MQTT-3.1.2-24] 1.5 x keep alive without a packet */
+			c->publish_will = true;
+			conn_close(s, c, MQTT_RC_KEEPALIVE_TIMEOUT, true, "keep alive timeout");
+		} else if (c->state == CONN_FLUSHING && s->now_ms > c->flush_deadline_ms) {
+			finish_close(s, c);
+		}
+	}
+}
+
+static uint32_t packet_limit(const struct shard *s, const struct conn *c)
+{
+	return c->state == CONN_NEW ? s->b->cfg->connect_packet_size_max : s->b->cfg->max_packet_size;
+}
+
+int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t len)
+{
+	uint32_t off = 0;
+	struct mqtt_frame f;
+	struct mqtt_packet pkt;
+	uint8_t reason = 0;
+	int r;
+
+	while (off < len && c->state == CONN_ACTIVE) {
+		r = mqtt_frame_cut(buf + off, len - off, packet_limit(s, c), &f, &reason);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			/* [MQTT-3.2.2-? / 4.13] v5: DISCONNECT 0x95 or 0x81, then close */
+			conn_close(s, c, reason, true,
+				   r == -EMSGSIZE ? "packet exceeds max_packet_size" : "malformed packet header");
+			return -1;
+		}
+		r = mqtt_decode(c->version, buf + off, (size_t)r, &pkt, &reason);
+		if (r < 0) {
+			log_debug(c->client_id, "bad %s packet: reason 0x%02x", mqtt_type_name(f.type), reason);
+			conn_close(s, c, reason, true,
+				   reason == MQTT_RC_MALFORMED ? "malformed packet" : "protocol error");
+			return -1;
+		}
+		off += (uint32_t)r;
+		atomic_fetch_add_explicit(&s->stats.msgs_in, pkt.type == MQTT_PUBLISH, memory_order_relaxed);
+		proto_dispatch(s, c, &pkt);
+	}
+	return c->state == CONN_ACTIVE ? (int)off : -1;
+}

@@ -1,0 +1,346 @@
+/*
+ * connect.c - the first packet: CONNECT, hand-off to the home shard,
+ * session take-over and CONNACK.
+ *
+ * The accepting shard reads and validates CONNECT.  If the client id's home
+ * shard is another, the socket and every byte read so far move there in
+ * one SHARD_OP_HANDOFF item, and the home shard runs connect_first() again
+ * on the same bytes (decoding CONNECT twice is cheaper than shipping a
+ * decoded copy with its views).  From then on the session, its take-over
+ * and its will are single-threaded on the home shard.  A client without a
+ * client id gets a generated one that hashes to the accepting shard, so it
+ * never moves.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringmq/conn.h"
+#include "ringmq/limits.h"
+#include "ringmq/log.h"
+#include "ringmq/msg.h"
+#include "ringmq/proto.h"
+#include "ringmq/sess.h"
+#include "ringmq/shard.h"
+#include "ringmq/topic.h"
+
+#define GENERATED_ID_BYTES 32
+#define SESS_EXPIRY_NEVER 0xFFFFFFFFu
+
+/* The protocol level a CONNECT claims, or 0 if it cannot be read. */
+static uint8_t peek_level(const uint8_t *p, uint32_t len)
+{
+	uint32_t i = 1, nlen;
+
+	while (i < len && i < 5 && (p[i] & 0x80))
+		i++;
+	i++;
+	if (i + 2 > len)
+		return 0;
+	nlen = (uint32_t)p[i] << 8 | p[i + 1];
+	i += 2 + nlen;
+	return i < len ? p[i] : 0;
+}
+
+static void send_connack(struct shard *s, struct conn *c, uint8_t version, uint8_t reason, bool present,
+			 const struct mqtt_props *props)
+{
+	struct mqtt_packet pkt = {.type = MQTT_CONNACK};
+
+	pkt.connack.session_present = present;
+	pkt.connack.reason = reason;
+	if (props)
+		pkt.connack.props = *props;
+	c->version = version;
+	c->state = CONN_ACTIVE; /* so the packet can be queued */
+	(void)conn_send_packet(s, c, &pkt); /* if it cannot be queued the connection closes */
+}
+
+/* Refuse: CONNACK with @v5_reason (v5) or @v3_code (3.x), then close. */
+static void refuse(struct shard *s, struct conn *c, uint8_t version, uint8_t v5_reason, uint8_t v3_code,
+		   const char *why)
+{
+	log_info(NULL, "connection from %s refused: %s", c->peer, why);
+	send_connack(s, c, version, version == MQTT_V5 ? v5_reason : v3_code, false, NULL);
+	conn_close_after_flush(s, c);
+}
+
+static void generate_id(struct shard *s, char *buf)
+{
+	do {
+		snprintf(buf, GENERATED_ID_BYTES, "ringmq-%u-%llx", s->id, (unsigned long long)++s->id_counter);
+	} while (shard_home(s->b, (const uint8_t *)buf, (uint32_t)strlen(buf)) != s->id);
+}
+
+static int handoff(struct shard *s, struct conn *c, unsigned home)
+{
+	struct handoff *h = malloc(sizeof(*h) + c->in.len);
+	struct spsc_item it = {.op = SHARD_OP_HANDOFF};
+
+	if (!h) {
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory for hand-off");
+		return 1;
+	}
+	h->fd = c->fd;
+	h->listener = c->listener;
+	h->accepted_ms = c->accepted_ms;
+	h->len = c->in.len;
+	memcpy(h->peer, c->peer, sizeof(h->peer));
+	memcpy(h->bytes, c->in.data, c->in.len);
+	it.ptr = h;
+	if (shard_send(s, home, &it) < 0) {
+		free(h);
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "home shard overloaded");
+		return 1;
+	}
+	c->handed_off = true;
+	c->state = CONN_CLOSING;
+	if (c->ops == 0) {
+		c->next_closing = s->closing;
+		s->closing = c;
+	}
+	return 1;
+}
+
+void connect_adopt(struct shard *s, struct handoff *h)
+{
+	struct conn *c = s->stopping ? NULL : conn_new(s, h->fd, h->listener);
+
+	if (!c) {
+		close(h->fd);
+		atomic_fetch_sub_explicit(&s->b->conns_total, 1, memory_order_relaxed);
+		free(h);
+		return;
+	}
+	c->accepted_ms = h->accepted_ms;
+	memcpy(c->peer, h->peer, sizeof(c->peer));
+	c->in.data = malloc(h->len);
+	if (!c->in.data) {
+		free(h);
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+		return;
+	}
+	memcpy(c->in.data, h->bytes, h->len);
+	c->in.len = c->in.cap = h->len;
+	free(h);
+	if (connect_first(s, c) != 0)
+		return;
+	if (c->in.off < c->in.len) {
+		int r = conn_frames(s, c, c->in.data + c->in.off, c->in.len - c->in.off);
+		if (r < 0)
+			return;
+		c->in.off += (uint32_t)r;
+	}
+	memmove(c->in.data, c->in.data + c->in.off, c->in.len - c->in.off);
+	c->in.len -= c->in.off;
+	c->in.off = 0;
+	conn_arm_recv(s, c);
+}
+
+/* Validate what the codec cannot (configuration-dependent rules).  Returns
+ * 0 or refuses and returns 1. */
+static int connect_check(struct shard *s, struct conn *c, const struct mqtt_connect *k)
+{
+	const struct config *cfg = s->b->cfg;
+	uint8_t v = k->version;
+
+	if (k->client_id.len == 0 && v != MQTT_V5 && (!k->clean || v == MQTT_V31)) {
+		/* [MQTT-3.1.3-8] empty id needs clean session; 3.1 requires an id */
+		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED, "empty client id without clean session");
+		return 1;
+	}
+	if (k->client_id.len > cfg->max_client_id_length) {
+		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED, "client id longer than max_client_id_length");
+		return 1;
+	}
+	if (!k->has_username && !cfg->allow_anonymous) {
+		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous access is not allowed");
+		return 1;
+	}
+	if (k->has_username && !cfg->allow_anonymous) {
+		/* No password file support yet: nobody can authenticate. */
+		refuse(s, c, v, MQTT_RC_BAD_USER_OR_PASSWORD, MQTT_V3_BAD_USER_OR_PASSWORD, "no password database");
+		return 1;
+	}
+	if (v == MQTT_V5 && (k->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) {
+		refuse(s, c, v, MQTT_RC_BAD_AUTH_METHOD, 0, "enhanced authentication is not supported");
+		return 1;
+	}
+	if (k->will) {
+		if (topic_name_check(k->will_topic.ptr, k->will_topic.len, cfg->max_topic_levels) < 0 ||
+		    k->will_topic.len > cfg->max_topic_length) {
+			refuse(s, c, v, MQTT_RC_TOPIC_NAME_INVALID, MQTT_V3_SERVER_UNAVAILABLE, "invalid will topic");
+			return 1;
+		}
+		if (k->will_qos > cfg->max_qos) {
+			refuse(s, c, v, MQTT_RC_QOS_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE, "will QoS above max_qos");
+			return 1;
+		}
+		if (k->will_retain && !cfg->retain_available) {
+			refuse(s, c, v, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE, "will retain unavailable");
+			return 1;
+		}
+		if (cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit) {
+			refuse(s, c, v, MQTT_RC_PACKET_TOO_LARGE, MQTT_V3_SERVER_UNAVAILABLE,
+			       "will message over message_size_limit");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void connack_props(struct shard *s, struct conn *c, const struct mqtt_connect *k, const char *gen_id,
+			  struct mqtt_props *p)
+{
+	const struct config *cfg = s->b->cfg;
+
+	memset(p, 0, sizeof(*p));
+	p->present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE) |
+		     MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX) | MQTT_HAS(MQTT_PROP_SHARED_SUB_AVAILABLE);
+	p->receive_max = (uint16_t)(cfg->max_receive_inflight > 65535 ? 65535 : cfg->max_receive_inflight);
+	p->max_packet_size = cfg->max_packet_size;
+	p->topic_alias_max = (uint16_t)cfg->max_topic_alias;
+	p->shared_available = 0; /* shared subscriptions are not implemented yet */
+	if (!cfg->retain_available) {
+		p->present |= MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE);
+		p->retain_available = 0;
+	}
+	if (cfg->max_qos < 2) {
+		p->present |= MQTT_HAS(MQTT_PROP_MAX_QOS);
+		p->max_qos = cfg->max_qos;
+	}
+	if (gen_id) {
+		p->present |= MQTT_HAS(MQTT_PROP_ASSIGNED_CLIENT_ID);
+		p->assigned_client_id.ptr = (const uint8_t *)gen_id;
+		p->assigned_client_id.len = (uint32_t)strlen(gen_id);
+	}
+	if (k->keepalive > cfg->max_keepalive || (k->keepalive == 0 && cfg->max_keepalive < 65535)) {
+		/* [MQTT-3.2.2-21] the client must use the Server Keep Alive */
+		p->present |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
+		p->server_keep_alive = (uint16_t)cfg->max_keepalive;
+		c->keepalive_ms = cfg->max_keepalive * 1000u;
+	}
+}
+
+/* Find or make the session, taking over a live connection.  NULL on ENOMEM. */
+static struct sess *session_take(struct shard *s, const struct mqtt_connect *k, const uint8_t *id,
+				 uint32_t id_len, bool *ret_present)
+{
+	struct sess *se = sess_find(s->sessions, id, id_len);
+
+	if (se && se->conn) {
+		struct conn *old = se->conn;
+		/* [MQTT-3.1.4-3] close the existing connection; v5 gets DISCONNECT 0x8E.
+		 * Its will follows the session's rules: v5 per will delay, 3.x not at all. */
+		old->publish_will = old->version == MQTT_V5;
+		conn_close(s, old, MQTT_RC_SESSION_TAKEN_OVER, true, "session taken over");
+		se = sess_find(s->sessions, id, id_len); /* the close may have ended it */
+	}
+	if (se && k->clean) {
+		sess_end(s, se); /* [MQTT-3.1.2-4] Clean Start discards the session */
+		se = NULL;
+	}
+	*ret_present = se != NULL;
+	if (se) {
+		se->will = msg_unref(se->will); /* [MQTT-3.1.3-9] a reconnect cancels a delayed will */
+		se->will_at_ms = 0;
+		return se;
+	}
+	return sess_new(s, id, id_len, k->version);
+}
+
+static int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k, const char *gen_id)
+{
+	const struct config *cfg = s->b->cfg;
+	const uint8_t *id = gen_id ? (const uint8_t *)gen_id : k->client_id.ptr;
+	uint32_t id_len = gen_id ? (uint32_t)strlen(gen_id) : k->client_id.len;
+	struct mqtt_props props;
+	struct sess *se;
+	bool present;
+
+	c->keepalive_ms = k->keepalive * 1000u;
+	if (k->version == MQTT_V5) {
+		connack_props(s, c, k, gen_id, &props);
+		if (k->props.present & MQTT_HAS(MQTT_PROP_RECEIVE_MAX))
+			c->receive_max_out = k->props.receive_max;
+		if (k->props.present & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE))
+			c->packet_max_out = k->props.max_packet_size;
+	}
+	se = session_take(s, k, id, id_len, &present);
+	if (!se) {
+		refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
+		return 1;
+	}
+	se->version = k->version;
+	if (k->version == MQTT_V5)
+		se->expiry_s = k->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY) ? k->props.session_expiry : 0;
+	else
+		se->expiry_s = k->clean ? 0
+			       : cfg->persistent_client_expiration_s ? cfg->persistent_client_expiration_s
+								     : SESS_EXPIRY_NEVER;
+	if (k->will) {
+		struct mqtt_str topic = k->will_topic, payload = k->will_payload;
+		se->will = msg_new(&topic, &payload, k->will_qos, k->will_retain,
+				   k->version == MQTT_V5 ? &k->will_props : NULL, id, id_len, s->now_ms);
+		se->will_delay_s = k->version == MQTT_V5 && (k->will_props.present & MQTT_HAS(MQTT_PROP_WILL_DELAY))
+					   ? k->will_props.will_delay
+					   : 0;
+	}
+	se->conn = c;
+	c->sess = se;
+	c->publish_will = true; /* every close but a normal DISCONNECT publishes the will */
+	c->client_id = se->client_id;
+	send_connack(s, c, k->version, 0, present, k->version == MQTT_V5 ? &props : NULL);
+	log_info(se->client_id, "connected from %s: MQTT %s, keep alive %us, clean %d, session present %d", c->peer,
+		 k->version == MQTT_V5 ? "5.0" : k->version == MQTT_V311 ? "3.1.1" : "3.1", k->keepalive, k->clean,
+		 present);
+	if (present)
+		sess_resume(s, se);
+	return 0;
+}
+
+int connect_first(struct shard *s, struct conn *c)
+{
+	char gen_id[GENERATED_ID_BYTES];
+	struct mqtt_frame f;
+	struct mqtt_packet pkt;
+	uint8_t reason = 0, level;
+	unsigned home;
+	int r;
+
+	RMQ_ASSERT(c->owner_shard == s->id);
+	if ((c->in.data[0] >> 4) != MQTT_CONNECT) {
+		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, false, "first packet is not CONNECT"); /* [MQTT-3.1.0-1] */
+		return 1;
+	}
+	r = mqtt_frame_cut(c->in.data, c->in.len, s->b->cfg->connect_packet_size_max, &f, &reason);
+	RMQ_ASSERT(r > 0); /* the caller saw a whole frame */
+	r = mqtt_decode(MQTT_V311, c->in.data, (size_t)r, &pkt, &reason); /* version: CONNECT carries its own */
+	if (r < 0) {
+		level = peek_level(c->in.data, c->in.len);
+		if (reason == MQTT_RC_UNSUPPORTED_VERSION && level != MQTT_V5) {
+			/* [MQTT-3.1.2-2] CONNACK 1, in the 3.1.1 form every version reads */
+			refuse(s, c, MQTT_V311, 0, MQTT_V3_BAD_VERSION, "unsupported protocol version");
+		} else if (level == MQTT_V5 && reason != MQTT_RC_UNSUPPORTED_VERSION) {
+			refuse(s, c, MQTT_V5, reason, 0, "malformed CONNECT");
+		} else if (level == MQTT_V5) {
+			refuse(s, c, MQTT_V5, reason, 0, "unsupported protocol version");
+		} else {
+			conn_close(s, c, reason, false, "malformed CONNECT"); /* 3.x: close, no CONNACK */
+		}
+		return 1;
+	}
+	c->in.off = (uint32_t)r;
+	if (connect_check(s, c, &pkt.connect))
+		return 1;
+	if (pkt.connect.client_id.len == 0) {
+		generate_id(s, gen_id);
+		return connect_accept(s, c, &pkt.connect, gen_id);
+	}
+	home = shard_home(s->b, pkt.connect.client_id.ptr, pkt.connect.client_id.len);
+	if (home != s->id)
+		return handoff(s, c, home);
+	return connect_accept(s, c, &pkt.connect, NULL);
+}

@@ -1,0 +1,119 @@
+/*
+ * msg.c - building, sharing and freeing application messages.
+ *
+ * A message is one allocation: the header, then topic, payload, the
+ * forwarded property strings and the origin client id, packed.  It is
+ * never written after msg_new() returns, so any thread may read it while
+ * it holds a reference.  The reference count uses relaxed increments and an
+ * acq_rel decrement: the thread that drops the last reference must see
+ * every other thread's reads as finished before it frees.
+ */
+#include "ringmq/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint8_t *put(uint8_t *dst, struct mqtt_str *view, const uint8_t *src, uint32_t len)
+{
+	if (len)
+		memcpy(dst, src, len);
+	view->ptr = dst;
+	view->len = len;
+	return dst + len;
+}
+
+struct msg *msg_new(const struct mqtt_str *topic, const struct mqtt_str *payload, uint8_t qos,
+		    bool retain, const struct mqtt_props *props, const uint8_t *origin,
+		    uint32_t origin_len, uint64_t now_ms)
+{
+	uint64_t has = props ? props->present : 0;
+	uint32_t user_len = props && props->user_count ? mqtt_props_user_len(props) : 0;
+	size_t total = sizeof(struct msg) + topic->len + payload->len + origin_len + user_len;
+	struct msg *m;
+	uint8_t *p;
+
+	if (has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE))
+		total += props->content_type.len;
+	if (has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC))
+		total += props->response_topic.len;
+	if (has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA))
+		total += props->correlation_data.len;
+	m = malloc(total);
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	atomic_init(&m->refs, 1);
+	m->qos = qos;
+	m->retain = retain;
+	p = put(m->data, &m->topic, topic->ptr, topic->len);
+	p = put(p, &m->payload, payload->ptr, payload->len);
+	p = put(p, &m->origin, origin, origin_len);
+	if (user_len) {
+		mqtt_props_user_copy(props, p);
+		m->user.ptr = p;
+		m->user.len = user_len;
+		p += user_len;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE)) {
+		p = put(p, &m->content_type, props->content_type.ptr, props->content_type.len);
+		m->has |= MSG_HAS_CONTENT_TYPE;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC)) {
+		p = put(p, &m->response_topic, props->response_topic.ptr, props->response_topic.len);
+		m->has |= MSG_HAS_RESPONSE_TOPIC;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA)) {
+		p = put(p, &m->correlation_data, props->correlation_data.ptr, props->correlation_data.len);
+		m->has |= MSG_HAS_CORRELATION;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) {
+		m->has_payload_format = true;
+		m->payload_format = props->payload_format;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY))
+		m->expiry_at_ms = now_ms + (uint64_t)props->message_expiry * 1000u;
+	(void)p;
+	return m;
+}
+
+struct msg *msg_unref(struct msg *m)
+{
+	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		free(m);
+	return NULL;
+}
+
+void msg_props(const struct msg *m, uint64_t now_ms, struct mqtt_props *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (m->has_payload_format) {
+		p->present |= MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT);
+		p->payload_format = m->payload_format;
+	}
+	if (m->expiry_at_ms) {
+		uint64_t left = m->expiry_at_ms > now_ms ? m->expiry_at_ms - now_ms : 0;
+		p->present |= MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);
+		p->message_expiry = (uint32_t)((left + 999) / 1000);
+	}
+	if (m->has & MSG_HAS_CONTENT_TYPE) {
+		p->present |= MQTT_HAS(MQTT_PROP_CONTENT_TYPE);
+		p->content_type = m->content_type;
+	}
+	if (m->has & MSG_HAS_RESPONSE_TOPIC) {
+		p->present |= MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC);
+		p->response_topic = m->response_topic;
+	}
+	if (m->has & MSG_HAS_CORRELATION) {
+		p->present |= MQTT_HAS(MQTT_PROP_CORRELATION_DATA);
+		p->correlation_data = m->correlation_data;
+	}
+	if (m->user.len) {
+		p->present |= MQTT_HAS(MQTT_PROP_USER);
+		p->user = m->user;
+	}
+}
+
+uint32_t msg_size(const struct msg *m)
+{
+	return (uint32_t)sizeof(*m) + m->topic.len + m->payload.len + m->user.len;
+}

@@ -1,0 +1,286 @@
+/*
+ * publish.c - PUBLISH in both directions and the QoS flows.
+ *
+ * Inbound: validate what depends on configuration or state (topic limits,
+ * aliases, QoS and retain availability, receive maximum), build one
+ * immutable message, store it if retained, route it, then acknowledge.
+ * QoS 2 keeps the packet id until PUBREL so a resent PUBLISH is
+ * acknowledged again but not delivered twice [MQTT-4.3.3-?, method B of
+ * 4.3.3: store the id, deliver on the first PUBLISH].
+ *
+ * Routing: the route index gives the set of shards with a matching
+ * subscriber; every other shard gets one reference to the message on its
+ * ring, this shard matches its own trie directly.  Local matching folds
+ * overlapping subscriptions of one session into one delivery with the
+ * highest QoS and every subscription identifier [MQTT-3.3.4-2/3].
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringmq/conn.h"
+#include "ringmq/log.h"
+#include "ringmq/msg.h"
+#include "ringmq/proto.h"
+#include "ringmq/retain.h"
+#include "ringmq/route.h"
+#include "ringmq/sess.h"
+#include "ringmq/shard.h"
+#include "ringmq/topic.h"
+#include "ringmq/trie.h"
+
+#define SUB_OPT_QOS 0x03
+#define SUB_OPT_NO_LOCAL 0x04
+#define SUB_OPT_RAP 0x08
+
+struct match_ctx {
+	struct shard *s;
+	struct msg *m;
+	struct sess *head;
+	uint64_t gen;
+};
+
+static void match_one(void *ctx, const struct trie_entry *e)
+{
+	struct match_ctx *mc = ctx;
+	struct sess *se = e->owner;
+
+	if ((e->options & SUB_OPT_NO_LOCAL) && se->id_len == mc->m->origin.len &&
+	    memcmp(se->client_id, mc->m->origin.ptr, se->id_len) == 0)
+		return; /* [MQTT-3.8.3-3] no local */
+	if (se->match_gen != mc->gen) {
+		se->match_gen = mc->gen;
+		se->match_qos = 0;
+		se->match_retain = false;
+		se->match_nsubids = 0;
+		se->match_next = mc->head;
+		mc->head = se;
+	}
+	if ((e->options & SUB_OPT_QOS) > se->match_qos)
+		se->match_qos = e->options & SUB_OPT_QOS;
+	if ((e->options & SUB_OPT_RAP) && mc->m->retain)
+		se->match_retain = true; /* [MQTT-3.3.1-13] retain as published */
+	if (e->sub_id && se->match_nsubids < sizeof(se->match_subids) / sizeof(se->match_subids[0]))
+		se->match_subids[se->match_nsubids++] = e->sub_id;
+}
+
+void publish_local(struct shard *s, struct msg *m)
+{
+	struct match_ctx mc = {.s = s, .m = m, .gen = ++s->match_gen};
+
+	trie_match(s->trie, m->topic.ptr, m->topic.len, match_one, &mc);
+	while (mc.head) {
+		struct sess *se = mc.head;
+		mc.head = se->match_next;
+		uint8_t qos = se->match_qos < m->qos ? se->match_qos : m->qos; /* [MQTT-3.8.4-6] */
+		sess_deliver(s, se, m, qos, se->match_retain, se->match_subids, se->match_nsubids);
+	}
+}
+
+void publish_route(struct shard *s, struct msg *m)
+{
+	struct route_mask mask = {0};
+	bool local = false;
+
+	route_match(s->b->route, m->topic.ptr, m->topic.len, &mask);
+	for (unsigned w = 0; w < ROUTE_MASK_WORDS; w++) {
+		uint64_t bits = mask.w[w];
+		while (bits) {
+			unsigned t = w * 64 + (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			if (t == s->id) {
+				local = true;
+				continue;
+			}
+			struct spsc_item it = {.op = SHARD_OP_PUBLISH, .ptr = msg_ref(m)};
+			if (shard_send(s, t, &it) < 0) {
+				msg_unref(m);
+				atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+			}
+		}
+	}
+	if (local)
+		publish_local(s, m);
+}
+
+static void send_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+	struct mqtt_packet pkt = {.type = type};
+
+	pkt.ack.packet_id = pid;
+	pkt.ack.reason = c->version == MQTT_V5 ? reason : 0;
+	(void)conn_send_packet(s, c, &pkt); /* failure closes the connection */
+}
+
+static bool qos2_test(const struct sess *se, uint16_t pid)
+{
+	return se->qos2_in && (se->qos2_in[pid >> 6] >> (pid & 63) & 1);
+}
+
+static int qos2_set(struct sess *se, uint16_t pid, bool on)
+{
+	if (!se->qos2_in) {
+		if (!on)
+			return 0;
+		se->qos2_in = calloc(65536 / 64, sizeof(uint64_t));
+		if (!se->qos2_in)
+			return -ENOMEM;
+	}
+	if (on)
+		se->qos2_in[pid >> 6] |= UINT64_C(1) << (pid & 63);
+	else
+		se->qos2_in[pid >> 6] &= ~(UINT64_C(1) << (pid & 63));
+	return 0;
+}
+
+/* Resolve the topic of an inbound PUBLISH, applying Topic Alias (v5).
+ * Returns 0, or the reason code to disconnect with. */
+static uint8_t resolve_topic(struct conn *c, const struct mqtt_publish *p, uint32_t alias_max,
+			     struct mqtt_str *ret_topic)
+{
+	uint16_t a;
+
+	if (c->version != MQTT_V5 || !(p->props.present & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS))) {
+		*ret_topic = p->topic;
+		return p->topic.len ? 0 : MQTT_RC_PROTOCOL_ERROR;
+	}
+	a = p->props.topic_alias;
+	if (a == 0 || a > alias_max)
+		return MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9/10] */
+	if (!c->aliases) {
+		c->aliases = calloc(alias_max, sizeof(*c->aliases));
+		if (!c->aliases)
+			return MQTT_RC_SERVER_BUSY;
+		c->alias_count = (uint16_t)alias_max;
+	}
+	if (p->topic.len == 0) {
+		if (!c->aliases[a - 1].len)
+			return MQTT_RC_PROTOCOL_ERROR; /* alias never set */
+		*ret_topic = c->aliases[a - 1];
+		return 0;
+	}
+	uint8_t *copy = malloc(p->topic.len);
+	if (!copy)
+		return MQTT_RC_SERVER_BUSY;
+	memcpy(copy, p->topic.ptr, p->topic.len);
+	free((void *)c->aliases[a - 1].ptr);
+	c->aliases[a - 1].ptr = copy;
+	c->aliases[a - 1].len = p->topic.len;
+	*ret_topic = p->topic;
+	return 0;
+}
+
+/* Checks that need configuration.  Returns 0 or a reason to disconnect with. */
+static uint8_t publish_check(struct shard *s, struct conn *c, const struct mqtt_publish *p,
+			     const struct mqtt_str *topic)
+{
+	const struct config *cfg = s->b->cfg;
+	int r;
+
+	if (topic->len > cfg->max_topic_length)
+		return MQTT_RC_TOPIC_NAME_INVALID;
+	r = topic_name_check(topic->ptr, topic->len, cfg->max_topic_levels);
+	if (r < 0)
+		return MQTT_RC_TOPIC_NAME_INVALID;
+	if (p->qos > cfg->max_qos)
+		return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
+	if (p->retain && !cfg->retain_available)
+		return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
+	if (p->qos == 2 && !qos2_test(c->sess, p->packet_id) && c->qos2_in_count >= cfg->max_receive_inflight &&
+	    c->version == MQTT_V5)
+		return MQTT_RC_RECEIVE_MAX_EXCEEDED; /* [MQTT-3.3.4-9] */
+	return 0;
+}
+
+static void ack_publish(struct shard *s, struct conn *c, const struct mqtt_publish *p, uint8_t reason)
+{
+	if (p->qos == 1)
+		send_ack(s, c, MQTT_PUBACK, p->packet_id, reason);
+	else if (p->qos == 2)
+		send_ack(s, c, MQTT_PUBREC, p->packet_id, reason);
+}
+
+void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
+{
+	const struct config *cfg = s->b->cfg;
+	struct sess *se = c->sess;
+	struct mqtt_str topic;
+	struct msg *m;
+	uint8_t reason;
+
+	RMQ_ASSERT(c->owner_shard == s->id);
+	reason = resolve_topic(c, p, cfg->max_topic_alias, &topic);
+	if (!reason)
+		reason = publish_check(s, c, p, &topic);
+	if (reason) {
+		conn_close(s, c, reason, true, "invalid PUBLISH");
+		return;
+	}
+	if (p->qos == 2 && qos2_test(se, p->packet_id)) {
+		send_ack(s, c, MQTT_PUBREC, p->packet_id, 0); /* a resend: acknowledge, do not deliver again */
+		return;
+	}
+	if (topic.ptr[0] == '$') {
+		/* '$' topics belong to the server [MQTT-4.7.2-1]; clients may not publish there. */
+		log_info(c->client_id, "PUBLISH to '%.*s' refused: '$' topics are reserved", (int)topic.len,
+			 (const char *)topic.ptr);
+		ack_publish(s, c, p, MQTT_RC_NOT_AUTHORIZED);
+		return;
+	}
+	if (cfg->message_size_limit && p->payload.len > cfg->message_size_limit) {
+		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		log_info(c->client_id, "PUBLISH of %u bytes dropped: over message_size_limit", p->payload.len);
+		ack_publish(s, c, p, MQTT_RC_PACKET_TOO_LARGE);
+		return;
+	}
+	m = msg_new(&topic, &p->payload, p->qos, p->retain, c->version == MQTT_V5 ? &p->props : NULL,
+		    (const uint8_t *)se->client_id, se->id_len, s->now_ms);
+	if (!m || (p->retain && retain_set(s->b->retain, m) < 0)) {
+		msg_unref(m);
+		log_error(c->client_id, "out of memory for a PUBLISH");
+		ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
+		return;
+	}
+	publish_route(s, m);
+	msg_unref(m);
+	if (p->qos == 2) {
+		if (qos2_set(se, p->packet_id, true) == 0)
+			c->qos2_in_count++;
+	}
+	ack_publish(s, c, p, 0);
+}
+
+void publish_ack_in(struct shard *s, struct conn *c, uint8_t type, const struct mqtt_ack *a)
+{
+	struct sess *se = c->sess;
+	int r;
+
+	switch (type) {
+	case MQTT_PUBACK:
+	case MQTT_PUBCOMP:
+		r = sess_ack(s, se, type, a->packet_id);
+		if (r < 0)
+			log_debug(c->client_id, "%s for unknown packet id %u", mqtt_type_name(type), a->packet_id);
+		break;
+	case MQTT_PUBREC:
+		if (c->version == MQTT_V5 && a->reason >= 0x80) {
+			sess_ack_drop(s, se, a->packet_id); /* [MQTT-4.3.3-?] failure ends the flow */
+			break;
+		}
+		r = sess_ack(s, se, type, a->packet_id);
+		send_ack(s, c, MQTT_PUBREL, a->packet_id, r == 0 ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+		break;
+	case MQTT_PUBREL:
+		if (qos2_test(se, a->packet_id)) {
+			(void)qos2_set(se, a->packet_id, false); /* clearing never allocates */
+			if (c->qos2_in_count)
+				c->qos2_in_count--;
+			send_ack(s, c, MQTT_PUBCOMP, a->packet_id, 0);
+		} else {
+			send_ack(s, c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+		}
+		break;
+	default:
+		RMQ_ASSERT(!"not an acknowledgement");
+	}
+}

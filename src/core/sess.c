@@ -1,0 +1,531 @@
+/*
+ * sess.c - sessions on their home shard: the table, the delivery window,
+ * queues, wills and expiry.
+ *
+ * Delivery to a session goes through one window: at most inflight_max
+ * QoS 1/2 messages are unacknowledged; beyond that (and while offline)
+ * messages wait in a FIFO bounded by max_queued_messages and
+ * max_queued_bytes.  QoS 0 messages bypass the window when online and are
+ * queued while offline only with queue_qos0_messages.  Order per session
+ * is kept because a new message never overtakes the queue.
+ *
+ * The session table is a chained hash on the client id, doubled when its
+ * load passes 1.
+ */
+#include "ringmq/sess.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringmq/conn.h"
+#include "ringmq/log.h"
+#include "ringmq/proto.h"
+#include "ringmq/route.h"
+#include "ringmq/shard.h"
+#include "ringmq/trie.h"
+
+#define SESS_EXPIRY_NEVER 0xFFFFFFFFu
+
+struct sess_table {
+	struct sess **buckets;
+	uint32_t mask;
+	uint32_t count;
+};
+
+static uint64_t id_hash(const uint8_t *p, uint32_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+struct sess_table *sess_table_new(void)
+{
+	struct sess_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->mask = 255;
+	t->buckets = calloc(t->mask + 1, sizeof(*t->buckets));
+	if (!t->buckets) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+uint32_t sess_table_count(const struct sess_table *t)
+{
+	return t->count;
+}
+
+struct sess *sess_find(struct sess_table *t, const uint8_t *id, uint32_t len)
+{
+	struct sess *se = t->buckets[id_hash(id, len) & t->mask];
+	for (; se; se = se->hnext)
+		if (se->id_len == len && memcmp(se->client_id, id, len) == 0)
+			return se;
+	return NULL;
+}
+
+static void table_grow(struct sess_table *t)
+{
+	uint32_t mask = t->mask * 2 + 1;
+	struct sess **nb = calloc(mask + 1, sizeof(*nb));
+	if (!nb)
+		return; /* longer chains, still correct */
+	for (uint32_t i = 0; i <= t->mask; i++) {
+		while (t->buckets[i]) {
+			struct sess *se = t->buckets[i];
+			t->buckets[i] = se->hnext;
+			uint64_t h = id_hash((const uint8_t *)se->client_id, se->id_len) & mask;
+			se->hnext = nb[h];
+			nb[h] = se;
+		}
+	}
+	free(t->buckets);
+	t->buckets = nb;
+	t->mask = mask;
+}
+
+static void table_unlink(struct sess_table *t, struct sess *se)
+{
+	struct sess **pp = &t->buckets[id_hash((const uint8_t *)se->client_id, se->id_len) & t->mask];
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == se) {
+			*pp = se->hnext;
+			t->count--;
+			return;
+		}
+	}
+	RMQ_ASSERT(!"session not in its table");
+}
+
+struct sess *sess_new(struct shard *s, const uint8_t *id, uint32_t len, uint8_t version)
+{
+	struct sess_table *t = s->sessions;
+	struct sess *se = calloc(1, sizeof(*se));
+	uint64_t h;
+
+	if (!se)
+		return NULL;
+	se->client_id = malloc(len + 1);
+	if (!se->client_id) {
+		free(se);
+		return NULL;
+	}
+	memcpy(se->client_id, id, len);
+	se->client_id[len] = '\0';
+	se->id_len = (uint16_t)len;
+	se->owner_shard = s->id;
+	se->version = version;
+	se->next_pid = 1;
+	se->inflight_max = s->b->cfg->max_inflight_messages;
+	if (t->count >= t->mask)
+		table_grow(t);
+	h = id_hash(id, len) & t->mask;
+	se->hnext = t->buckets[h];
+	t->buckets[h] = se;
+	t->count++;
+	return se;
+}
+
+static void deliv_done(struct deliv *d)
+{
+	d->m = msg_unref(d->m);
+	free(d->subids);
+	d->subids = NULL;
+}
+
+static void sess_free(struct shard *s, struct sess *se)
+{
+	for (uint32_t i = 0; i < se->sub_count; i++) {
+		bool last = false;
+		if (trie_del(s->trie, se->subs[i].filter, se->subs[i].len, se, &last) == 0 && last)
+			(void)route_del(s->b->route, se->subs[i].filter, se->subs[i].len, s->id); /* present: we added it */
+		free(se->subs[i].filter);
+	}
+	free(se->subs);
+	for (uint32_t i = 0; i < se->inflight_count; i++)
+		deliv_done(&se->inflight[i]);
+	free(se->inflight);
+	for (uint32_t i = 0; i < se->q_len; i++)
+		deliv_done(&se->queue[(se->q_head + i) % se->q_cap]);
+	free(se->queue);
+	free(se->qos2_in);
+	msg_unref(se->will);
+	free(se->client_id);
+	free(se);
+}
+
+struct sess_table *sess_table_free(struct shard *s, struct sess_table *t)
+{
+	if (!t)
+		return NULL;
+	for (uint32_t i = 0; i <= t->mask; i++) {
+		while (t->buckets[i]) {
+			struct sess *se = t->buckets[i];
+			t->buckets[i] = se->hnext;
+			sess_free(s, se);
+		}
+	}
+	free(t->buckets);
+	free(t);
+	return NULL;
+}
+
+void sess_publish_will(struct shard *s, struct sess *se)
+{
+	struct msg *w = se->will;
+
+	if (!w)
+		return;
+	se->will = NULL;
+	se->will_at_ms = 0;
+	log_info(se->client_id, "publishing will on '%.*s'", (int)w->topic.len, (const char *)w->topic.ptr);
+	publish_route(s, w);
+	msg_unref(w);
+}
+
+void sess_end(struct shard *s, struct sess *se)
+{
+	RMQ_ASSERT(se->owner_shard == s->id);
+	RMQ_ASSERT(se->conn == NULL);
+	sess_publish_will(s, se); /* a will still pending is sent when the session ends */
+	table_unlink(s->sessions, se);
+	sess_free(s, se);
+}
+
+void sess_detach(struct shard *s, struct sess *se, bool publish_will)
+{
+	RMQ_ASSERT(se->owner_shard == s->id);
+	se->offline_since_ms = s->now_ms;
+	if (!publish_will) {
+		se->will = msg_unref(se->will); /* normal DISCONNECT deletes the will [MQTT-3.1.2-10] */
+	} else if (se->will && se->will_delay_s > 0 && se->expiry_s > 0) {
+		/* [MQTT-3.1.3-9] the will waits for its delay or the session's end */
+		se->will_at_ms = s->now_ms + (uint64_t)se->will_delay_s * 1000u;
+	} else {
+		sess_publish_will(s, se);
+	}
+	if (se->expiry_s == 0)
+		sess_end(s, se);
+}
+
+/* ------------------------------------------------------------ delivery */
+
+static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
+{
+	const struct config *cfg = s->b->cfg;
+	uint32_t size = msg_size(d->m);
+
+	if (se->q_len >= cfg->max_queued_messages ||
+	    (cfg->max_queued_bytes && se->q_bytes + size > cfg->max_queued_bytes))
+		return -EDQUOT;
+	if (se->q_len == se->q_cap) {
+		uint32_t cap = se->q_cap ? se->q_cap * 2 : 16;
+		struct deliv *n = malloc(cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < se->q_len; i++)
+			n[i] = se->queue[(se->q_head + i) % se->q_cap];
+		free(se->queue);
+		se->queue = n;
+		se->q_head = 0;
+		se->q_cap = cap;
+	}
+	se->queue[(se->q_head + se->q_len) % se->q_cap] = *d;
+	se->q_len++;
+	se->q_bytes += size;
+	return 0;
+}
+
+static uint32_t window(const struct sess *se)
+{
+	uint32_t w = se->inflight_max ? se->inflight_max : 65535;
+	if (se->conn && se->conn->receive_max_out < w)
+		w = se->conn->receive_max_out; /* [MQTT-3.3.4-7] */
+	return w;
+}
+
+static bool pid_in_use(const struct sess *se, uint16_t pid)
+{
+	for (uint32_t i = 0; i < se->inflight_count; i++)
+		if (se->inflight[i].pid == pid)
+			return true;
+	return false;
+}
+
+static uint16_t pid_next(struct sess *se)
+{
+	uint16_t pid;
+	do {
+		pid = se->next_pid++;
+		if (se->next_pid == 0)
+			se->next_pid = 1;
+	} while (pid == 0 || pid_in_use(se, pid)); /* window < 65535, so this ends */
+	return pid;
+}
+
+/* Send @d (QoS 0, or already in the inflight array) on the live connection. */
+/* Returns 0, -EMSGSIZE (dropped: too large for this client) or -ENOBUFS. */
+static int send_publish(struct shard *s, struct sess *se, const struct deliv *d, bool dup)
+{
+	struct conn *c = se->conn;
+	struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
+	struct mqtt_publish *p = &pkt.publish;
+	size_t n;
+	uint8_t *out;
+
+	p->qos = d->qos;
+	p->dup = dup;
+	p->retain = d->retain;
+	p->packet_id = d->pid;
+	p->topic = d->m->topic;
+	p->payload = d->m->payload;
+	if (c->version == MQTT_V5) {
+		msg_props(d->m, s->now_ms, &p->props);
+		for (uint8_t i = 0; i < d->nsubids && i < MQTT_SUBIDS_MAX; i++)
+			p->props.subids[p->props.subid_count++] = d->subids[i];
+		if (d->nsubids)
+			p->props.present |= MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+	}
+	n = mqtt_encoded_len(c->version, &pkt);
+	if (n == 0 || n > c->packet_max_out) {
+		/* [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size */
+		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		log_debug(se->client_id, "dropped a %zu-byte PUBLISH over the client's maximum packet size", n);
+		return -EMSGSIZE;
+	}
+	out = conn_out(s, c, (uint32_t)n);
+	if (!out)
+		return -ENOBUFS;
+	RMQ_ASSERT(mqtt_encode(c->version, &pkt, out, n) == (int)n);
+	conn_out_commit(s, c, (uint32_t)n);
+	atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
+	return 0;
+}
+
+static void inflight_remove(struct sess *se, uint32_t i)
+{
+	deliv_done(&se->inflight[i]);
+	memmove(&se->inflight[i], &se->inflight[i + 1], (se->inflight_count - i - 1) * sizeof(*se->inflight));
+	se->inflight_count--;
+}
+
+/* Put @d into the window and send it.  Caller checked there is room. */
+static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
+{
+	if (se->inflight_count == se->inflight_cap) {
+		uint32_t cap = se->inflight_cap ? se->inflight_cap * 2 : 8;
+		struct deliv *n = realloc(se->inflight, cap * sizeof(*n));
+		if (!n) {
+			deliv_done(d); /* counted as dropped by the caller's stats */
+			return;
+		}
+		se->inflight = n;
+		se->inflight_cap = cap;
+	}
+	d->pid = pid_next(se);
+	d->state = d->qos == 1 ? DELIV_WAIT_PUBACK : DELIV_WAIT_PUBREC;
+	se->inflight[se->inflight_count++] = *d;
+	if (send_publish(s, se, d, false) == -EMSGSIZE)
+		inflight_remove(se, se->inflight_count - 1); /* discarded as if delivered */
+}
+
+static bool window_open(const struct sess *se)
+{
+	return se->inflight_count < window(se);
+}
+
+void sess_pump(struct shard *s, struct sess *se)
+{
+	while (se->conn && se->conn->state == CONN_ACTIVE && se->q_len > 0) {
+		struct deliv d = se->queue[se->q_head];
+		if (d.qos > 0 && !window_open(se))
+			return;
+		se->q_head = (se->q_head + 1) % se->q_cap;
+		se->q_len--;
+		se->q_bytes -= msg_size(d.m);
+		if (msg_expired(d.m, s->now_ms)) {
+			deliv_done(&d); /* [MQTT-3.3.2-5] never deliver an expired message */
+			continue;
+		}
+		if (d.qos == 0) {
+			(void)send_publish(s, se, &d, false); /* QoS 0: at most once */
+			deliv_done(&d);
+		} else {
+			inflight_start(s, se, &d);
+		}
+	}
+}
+
+void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, bool retain,
+		  const uint32_t *subids, uint8_t nsubids)
+{
+	const struct config *cfg = s->b->cfg;
+	bool online = se->conn && se->conn->state == CONN_ACTIVE;
+	struct deliv d = {.qos = qos, .retain = retain};
+
+	RMQ_ASSERT(se->owner_shard == s->id);
+	if (msg_expired(m, s->now_ms))
+		return;
+	if (nsubids) {
+		d.subids = malloc(nsubids * sizeof(*d.subids));
+		if (d.subids) {
+			memcpy(d.subids, subids, nsubids * sizeof(*subids));
+			d.nsubids = nsubids;
+		}
+	}
+	d.m = msg_ref(m);
+	if (online && se->q_len == 0 && (qos == 0 || window_open(se))) {
+		if (qos == 0) {
+			(void)send_publish(s, se, &d, false);
+			deliv_done(&d);
+		} else {
+			inflight_start(s, se, &d);
+		}
+		return;
+	}
+	if (qos == 0 && !online && !cfg->queue_qos0_messages) {
+		deliv_done(&d);
+		return;
+	}
+	if (queue_push(s, se, &d) < 0) {
+		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		log_debug(se->client_id, "queue full (max_queued_messages/bytes): message dropped");
+		deliv_done(&d);
+	}
+}
+
+void sess_resume(struct shard *s, struct sess *se)
+{
+	RMQ_ASSERT(se->owner_shard == s->id);
+	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, in order */
+	for (uint32_t i = 0; i < se->inflight_count && se->conn;) {
+		struct deliv *d = &se->inflight[i];
+		if (d->state == DELIV_WAIT_PUBCOMP) {
+			struct mqtt_packet rel = {.type = MQTT_PUBREL};
+			rel.ack.packet_id = d->pid;
+			(void)conn_send_packet(s, se->conn, &rel); /* failure closes the connection */
+			i++;
+			continue;
+		}
+		if (send_publish(s, se, d, true) == -EMSGSIZE) {
+			inflight_remove(se, i);
+			continue;
+		}
+		i++;
+	}
+	sess_pump(s, se);
+}
+
+int sess_ack(struct shard *s, struct sess *se, uint8_t type, uint16_t pid)
+{
+	uint8_t want = type == MQTT_PUBACK ? DELIV_WAIT_PUBACK
+		       : type == MQTT_PUBREC ? DELIV_WAIT_PUBREC
+					     : DELIV_WAIT_PUBCOMP;
+
+	for (uint32_t i = 0; i < se->inflight_count; i++) {
+		struct deliv *d = &se->inflight[i];
+		if (d->pid != pid)
+			continue;
+		if (d->state != want && !(type == MQTT_PUBREC && d->state == DELIV_WAIT_PUBCOMP))
+			return -EPROTO;
+		if (type == MQTT_PUBREC) {
+			d->state = DELIV_WAIT_PUBCOMP; /* the caller sends PUBREL */
+			return 0;
+		}
+		inflight_remove(se, i);
+		sess_pump(s, se);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Drop inflight entry @pid (a PUBREC with a failure reason ends the flow). */
+void sess_ack_drop(struct shard *s, struct sess *se, uint16_t pid)
+{
+	for (uint32_t i = 0; i < se->inflight_count; i++) {
+		if (se->inflight[i].pid == pid) {
+			inflight_remove(se, i);
+			sess_pump(s, se);
+			return;
+		}
+	}
+}
+
+/* -------------------------------------------------------- subscriptions */
+
+int sess_sub_add(struct sess *se, const uint8_t *f, uint16_t len, uint8_t options, uint32_t sub_id,
+		 uint32_t max, bool *ret_existed)
+{
+	for (uint32_t i = 0; i < se->sub_count; i++) {
+		struct sess_sub *ss = &se->subs[i];
+		if (ss->len == len && memcmp(ss->filter, f, len) == 0) {
+			ss->options = options;
+			ss->sub_id = sub_id;
+			*ret_existed = true;
+			return 0;
+		}
+	}
+	if (se->sub_count >= max)
+		return -EDQUOT;
+	if (se->sub_count == se->sub_cap) {
+		uint32_t cap = se->sub_cap ? se->sub_cap * 2 : 4;
+		struct sess_sub *n = realloc(se->subs, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		se->subs = n;
+		se->sub_cap = cap;
+	}
+	struct sess_sub *ss = &se->subs[se->sub_count];
+	ss->filter = malloc(len ? len : 1);
+	if (!ss->filter)
+		return -ENOMEM;
+	memcpy(ss->filter, f, len);
+	ss->len = len;
+	ss->options = options;
+	ss->sub_id = sub_id;
+	se->sub_count++;
+	*ret_existed = false;
+	return 0;
+}
+
+int sess_sub_del(struct sess *se, const uint8_t *f, uint16_t len)
+{
+	for (uint32_t i = 0; i < se->sub_count; i++) {
+		struct sess_sub *ss = &se->subs[i];
+		if (ss->len == len && memcmp(ss->filter, f, len) == 0) {
+			free(ss->filter);
+			se->subs[i] = se->subs[--se->sub_count];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ---------------------------------------------------------------- sweep */
+
+void sess_sweep(struct shard *s)
+{
+	struct sess_table *t = s->sessions;
+
+	for (uint32_t i = 0; i <= t->mask; i++) {
+		struct sess *se = t->buckets[i];
+		while (se) {
+			struct sess *next = se->hnext;
+			if (!se->conn) {
+				if (se->will_at_ms && s->now_ms >= se->will_at_ms)
+					sess_publish_will(s, se);
+				if (se->expiry_s != SESS_EXPIRY_NEVER &&
+				    s->now_ms - se->offline_since_ms >= (uint64_t)se->expiry_s * 1000u) {
+					log_info(se->client_id, "session expired");
+					sess_end(s, se);
+				}
+			}
+			se = next;
+		}
+	}
+}

@@ -1,0 +1,177 @@
+/*
+ * subscribe.c - SUBSCRIBE and UNSUBSCRIBE.
+ *
+ * A subscription is remembered three times, each owned by the session's
+ * home shard except the last: in the session (to remove it when the
+ * session ends), in the shard's trie (to match), and - when it is the
+ * filter's first subscriber on this shard - in the shared route index.
+ * Retained messages are sent after SUBACK, through the same delivery path
+ * as live messages (window, queue limits), with RETAIN set [MQTT-3.3.1-8].
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringmq/conn.h"
+#include "ringmq/log.h"
+#include "ringmq/msg.h"
+#include "ringmq/proto.h"
+#include "ringmq/retain.h"
+#include "ringmq/route.h"
+#include "ringmq/sess.h"
+#include "ringmq/shard.h"
+#include "ringmq/topic.h"
+#include "ringmq/trie.h"
+
+#define SUBS_PER_PACKET_MAX 4096u /* codes buffer; more entries than this cannot fit max_packet_size sanely */
+
+/* Retained messages found for one SUBSCRIBE, sent after its SUBACK. */
+struct retained_item {
+	struct msg *m;
+	uint8_t qos;
+	uint32_t sub_id;
+};
+
+struct retained {
+	struct retained_item *v;
+	uint32_t n, cap;
+	uint8_t qos; /* granted QoS of the filter being matched */
+	uint32_t sub_id;
+	bool oom;
+};
+
+static void retained_collect(void *ctx, struct msg *m)
+{
+	struct retained *r = ctx;
+	if (r->n == r->cap) {
+		uint32_t cap = r->cap ? r->cap * 2 : 16;
+		struct retained_item *v = realloc(r->v, cap * sizeof(*v));
+		if (!v) {
+			r->oom = true; /* fewer retained messages; the caller logs it */
+			return;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n].m = msg_ref(m);
+	r->v[r->n].qos = m->qos < r->qos ? m->qos : r->qos;
+	r->v[r->n].sub_id = r->sub_id;
+	r->n++;
+}
+
+/* Subscribe one filter.  Returns the SUBACK reason / granted QoS. */
+static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_sub *e, uint32_t sub_id,
+			     struct retained *ret)
+{
+	const struct config *cfg = s->b->cfg;
+	struct sess *se = c->sess;
+	bool v5 = c->version == MQTT_V5, existed = false, first = false, replaced = false;
+	uint8_t qos = e->qos < cfg->max_qos ? e->qos : cfg->max_qos;
+	uint8_t fail = v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+	struct trie_entry te = {.owner = se, .sub_id = sub_id};
+	int r;
+
+	if (e->filter.len > cfg->max_topic_length ||
+	    topic_filter_check(e->filter.ptr, e->filter.len, cfg->max_topic_levels) < 0)
+		return fail;
+	r = topic_share_split(e->filter.ptr, e->filter.len, NULL, NULL, NULL, NULL);
+	if (r != 0)
+		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80; /* shared subscriptions: not yet */
+	te.options = (uint8_t)(qos | (e->no_local ? 0x04 : 0) | (e->retain_as_published ? 0x08 : 0) |
+			       (e->retain_handling << 4));
+	r = sess_sub_add(se, e->filter.ptr, (uint16_t)e->filter.len, te.options, sub_id,
+			 cfg->max_subscriptions_per_client, &existed);
+	if (r == -EDQUOT) {
+		log_info(c->client_id, "SUBSCRIBE refused: max_subscriptions_per_client reached");
+		return v5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
+	}
+	if (r < 0)
+		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
+	r = trie_add(s->trie, e->filter.ptr, e->filter.len, &te, &first, &replaced);
+	if (r == 0 && first)
+		r = route_add(s->b->route, e->filter.ptr, e->filter.len, s->id);
+	if (r < 0) {
+		(void)sess_sub_del(se, e->filter.ptr, (uint16_t)e->filter.len); /* undo; it was just added */
+		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
+	}
+	/* [MQTT-3.3.1-9/10/11] retain handling 0: always, 1: only if new, 2: never */
+	if (e->retain_handling == 0 || (e->retain_handling == 1 && !existed)) {
+		ret->qos = qos;
+		ret->sub_id = sub_id;
+		retain_match(s->b->retain, e->filter.ptr, e->filter.len, retained_collect, ret);
+	}
+	return qos;
+}
+
+void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub)
+{
+	struct mqtt_packet ack = {.type = MQTT_SUBACK};
+	struct retained ret = {0};
+	uint8_t codes_small[64];
+	uint8_t *codes = codes_small;
+	uint32_t pos = 0, n = 0, sub_id = 0;
+	struct mqtt_sub e;
+
+	RMQ_ASSERT(c->owner_shard == s->id);
+	if (sub->count > sizeof(codes_small)) {
+		codes = malloc(sub->count);
+		if (!codes) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, true, "out of memory for SUBACK");
+			return;
+		}
+	}
+	if (c->version == MQTT_V5 && (sub->props.present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)))
+		sub_id = sub->props.subids[0];
+	while (mqtt_sub_next(sub, false, &pos, &e) == 1 && n < sub->count)
+		codes[n++] = subscribe_one(s, c, &e, sub_id, &ret);
+	ack.suback.packet_id = sub->packet_id;
+	ack.suback.codes = codes;
+	ack.suback.count = n;
+	(void)conn_send_packet(s, c, &ack); /* [MQTT-3.8.4-1]; failure closes the connection */
+	if (codes != codes_small)
+		free(codes);
+	if (ret.oom)
+		log_warn(c->client_id, "out of memory: not every retained message was sent");
+	for (uint32_t i = 0; i < ret.n; i++) {
+		if (c->sess)
+			sess_deliver(s, c->sess, ret.v[i].m, ret.v[i].qos, true, &ret.v[i].sub_id,
+				     ret.v[i].sub_id ? 1 : 0);
+		msg_unref(ret.v[i].m);
+	}
+	free(ret.v);
+}
+
+void unsubscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub)
+{
+	struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
+	struct sess *se = c->sess;
+	uint8_t codes_small[64];
+	uint8_t *codes = codes_small;
+	uint32_t pos = 0, n = 0;
+	struct mqtt_sub e;
+
+	RMQ_ASSERT(c->owner_shard == s->id);
+	if (sub->count > sizeof(codes_small)) {
+		codes = malloc(sub->count);
+		if (!codes) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, true, "out of memory for UNSUBACK");
+			return;
+		}
+	}
+	while (mqtt_sub_next(sub, true, &pos, &e) == 1 && n < sub->count) {
+		bool last = false;
+		uint8_t code = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		if (sess_sub_del(se, e.filter.ptr, (uint16_t)e.filter.len) == 0) {
+			code = MQTT_RC_SUCCESS;
+			if (trie_del(s->trie, e.filter.ptr, e.filter.len, se, &last) == 0 && last)
+				(void)route_del(s->b->route, e.filter.ptr, e.filter.len, s->id); /* added with it */
+		}
+		codes[n++] = code;
+	}
+	ack.suback.packet_id = sub->packet_id;
+	ack.suback.codes = codes;
+	ack.suback.count = c->version == MQTT_V5 ? n : 0; /* 3.x UNSUBACK has no payload */
+	(void)conn_send_packet(s, c, &ack); /* [MQTT-3.10.4-4]; failure closes the connection */
+	if (codes != codes_small)
+		free(codes);
+}
