@@ -132,6 +132,9 @@ static int run(struct config *cfg)
 		return 1;
 	}
 	log_info(NULL, "ringmq %s running", RINGMQ_VERSION);
+	if (cfg->persistence)
+		log_warn(NULL, "persistence: this build keeps sessions and retained messages in memory only; "
+			       "they do not survive a restart (see docs/persistence.md)");
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
