@@ -768,6 +768,10 @@ int config_parse_line(struct config *c, const char *text, const char *file, int 
 	size_t len = strnlen(text, CONFIG_LINE_BYTES_MAX + 3);
 	char *name, *s;
 
+	RMQ_ASSERT(c != NULL);
+	RMQ_ASSERT(text != NULL);
+	RMQ_ASSERT(file != NULL);
+	RMQ_ASSERT(err != NULL);
 	if (line > 0)
 		(void)snprintf(where, sizeof(where), "%s:%d", file, line);
 	else
@@ -819,11 +823,15 @@ static long read_line(FILE *f, char *buf, size_t size)
 int config_parse_file(struct config *c, const char *path, char *err)
 {
 	char buf[CONFIG_LINE_BYTES_MAX + 1];
-	FILE *f = fopen(path, "re");
 	int line = 0;
 	int r = 0;
 	long n = 0;
+	FILE *f;
 
+	RMQ_ASSERT(c != NULL);
+	RMQ_ASSERT(path != NULL);
+	RMQ_ASSERT(err != NULL);
+	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;
 		(void)errorf(err, "%s: cannot open: %s", path, strerror(-r));
@@ -840,7 +848,7 @@ int config_parse_file(struct config *c, const char *path, char *err)
 		if (n == -2 || n == -3)
 			r = -EINVAL;
 		else if (n == -4)
-			r = -errno;
+			r = errno > 0 ? -errno : -EIO;
 		else
 			r = config_parse_line(c, buf, path, line, err);
 	}
@@ -854,6 +862,11 @@ int config_parse_file(struct config *c, const char *path, char *err)
 int config_apply_option(struct config *c, const char *directive, const char *value, const char *origin,
 			char *err)
 {
+	RMQ_ASSERT(c != NULL);
+	RMQ_ASSERT(directive != NULL);
+	RMQ_ASSERT(value != NULL);
+	RMQ_ASSERT(origin != NULL);
+	RMQ_ASSERT(err != NULL);
 	return apply_value(c, directive, value, origin, err);
 }
 
@@ -941,6 +954,9 @@ int config_apply_env(struct config *c, char *const *envp, char *err)
 	size_t i, j, len;
 	int r;
 
+	RMQ_ASSERT(c != NULL);
+	RMQ_ASSERT(envp != NULL);
+	RMQ_ASSERT(err != NULL);
 	r = env_check_names(envp, err);
 	if (r < 0)
 		return r;

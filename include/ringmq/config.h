@@ -172,9 +172,17 @@ int config_parse_line(struct config *c, const char *text, const char *file, int 
 int config_apply_env(struct config *c, char *const *envp, char *err);
 
 /**
- * config_finish() - fill derived values (the default listener when none
- * was configured, shards = online CPUs when 0) and check cross-directive
- * rules.  Returns 0 or -EINVAL with @err filled.
+ * config_finish() - fill derived values and check cross-directive rules,
+ * once, after every source was applied.  In order: appends mosquitto's
+ * default listener (port, or bind_address/protocol before any listener);
+ * with no listener at all adds the embedded default 127.0.0.1:1883 and sets
+ * allow_anonymous = true unless it was given; applies
+ * config_override_listener(); raises a default max_packet_size to fit
+ * message_size_limit and moves default connect_packet_size_max /
+ * max_output_bytes to fit max_packet_size (explicit values that conflict
+ * are errors); rejects two listeners on the same port and address (the
+ * message names both lines); sets shards to the online CPUs (at most
+ * SHARDS_MAX) when 0.  Returns 0 or -EINVAL with @err filled.
  */
 int config_finish(struct config *c, char *err);
 

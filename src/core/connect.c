@@ -216,7 +216,8 @@ static void connack_props(struct shard *s, struct conn *c, const struct mqtt_con
 		p->assigned_client_id.ptr = (const uint8_t *)gen_id;
 		p->assigned_client_id.len = (uint32_t)strlen(gen_id);
 	}
-	if (k->keepalive > cfg->max_keepalive || (k->keepalive == 0 && cfg->max_keepalive < 65535)) {
+	if (cfg->max_keepalive != 0 && /* 0: no maximum, as in mosquitto */
+	    (k->keepalive > cfg->max_keepalive || (k->keepalive == 0 && cfg->max_keepalive < 65535))) {
 		/* [MQTT-3.2.2-21] the client must use the Server Keep Alive */
 		p->present |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
 		p->server_keep_alive = (uint16_t)cfg->max_keepalive;
