@@ -309,7 +309,9 @@ int mqtt_frame_cut(const uint8_t *buf, size_t len, uint32_t packet_bytes_max,
 /**
  * mqtt_decode() - decode one whole frame (as cut by mqtt_frame_cut()).
  * @version: the connection's protocol level; ignored for CONNECT, whose
- *           version comes from the packet itself.
+ *           version comes from the packet itself.  Any other packet with a
+ *           version outside 3..5 (0 before CONNECT) fails with -EPROTO /
+ *           0x82 [MQTT-3.1.0-1].
  *
  * Validates everything the specification makes the receiver check that
  * can be checked without session state: fixed-header flags, lengths,

@@ -556,13 +556,18 @@ int mqtt_decode(uint8_t version, const uint8_t *buf, size_t len, struct mqtt_pac
 	uint8_t type;
 	int e;
 
-	RMQ_ASSERT(version >= MQTT_V31 && version <= MQTT_V5);
 	if (len < 2 || varint_get(buf + 1, len - 1, &rl, &used) < 0)
 		goto malformed; /* not a whole frame */
 	total = (uint64_t)1 + used + rl;
 	if (total > len)
 		goto malformed;
 	type = buf[0] >> 4;
+	/* Before CONNECT the connection has no version (0): anything but
+	 * CONNECT is a Protocol Error [MQTT-3.1.0-1], not a crash. */
+	if (type != MQTT_CONNECT && (version < MQTT_V31 || version > MQTT_V5)) {
+		*ret_reason = MQTT_RC_PROTOCOL_ERROR;
+		return -EPROTO;
+	}
 	r.p = buf + 1 + used;
 	r.end = buf + total;
 	ret_pkt->type = type;

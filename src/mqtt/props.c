@@ -396,11 +396,13 @@ uint8_t *mqtt_props_put(uint8_t *d, const struct mqtt_props *p, uint32_t len)
  * bounded) and measure the user properties, copying them when @dst. */
 static uint32_t user_walk(const struct mqtt_props *p, uint8_t *dst)
 {
-	struct rd r = {p->raw, p->raw + p->raw_len};
+	struct rd r;
 	uint32_t n = 0;
 
 	if (p->raw == NULL || p->user_count == 0)
 		return 0;
+	r.p = p->raw;
+	r.end = p->raw + p->raw_len;
 	while (r.p < r.end) {
 		struct mqtt_str a, b;
 		uint32_t id, v;

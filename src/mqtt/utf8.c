@@ -69,8 +69,11 @@ static size_t multibyte(const uint8_t *p, size_t left)
 
 static inline int check(const uint8_t *s, size_t len, bool name)
 {
-	const uint8_t *p = s, *end = s + len;
+	const uint8_t *p = s, *end;
 
+	if (len == 0)
+		return 0; /* s may be NULL then */
+	end = s + len;
 	while (p < end) {
 		while ((size_t)(end - p) >= 8) {
 			uint64_t w;
