@@ -110,6 +110,7 @@ static int set_unsupported(struct config *c, const struct directive *d, struct p
 static const char *const protocol_words[] = {"mqtt", "websockets", NULL};
 static const char *const durability_words[] = {"sync", "batch", "none", NULL};
 static const char *const log_level_words[] = {"error", "warn", "info", "debug", NULL};
+static const char *const shared_words[] = {"round_robin", "random", "hash_publisher", NULL};
 
 #define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
 #define UINT(n, f, lo, hi, fl) {.name = n, .set = set_uint, FIELD(f), .min = (lo), .max = (hi), .flags = (fl)}
@@ -151,6 +152,12 @@ static const struct directive directives[] = {
 	UINT("max_qos", max_qos, 0, 2, 0),
 	UINT("maximum_qos", max_qos, 0, 2, 0),
 	BOOL("queue_qos0_messages", queue_qos0_messages),
+	BOOL("wildcard_subscription_available", wildcard_subscription_available),
+	BOOL("subscription_identifier_available", subscription_identifier_available),
+	BOOL("shared_subscription_available", shared_subscription_available),
+	ENUM("shared_subscription_strategy", shared_subscription_strategy, shared_words),
+	UINT("max_topic_alias_out", max_topic_alias_out, 0, UINT16_MAX, 0),
+	{.name = "response_information", .set = set_path, FIELD(response_information), .flags = D_REST},
 	BOOL("persistence", persistence),
 	BOOL("retained_persistence", persistence),
 	{.name = "persistence_location", .set = set_path, FIELD(persistence_location), .flags = D_REST},
@@ -749,6 +756,10 @@ void config_init(struct config *c)
 	c->recv_buffers = RECV_BUFFERS_DEFAULT;
 	c->recv_buffer_size = RECV_BUFFER_BYTES_DEFAULT;
 	c->retain_available = true;
+	c->wildcard_subscription_available = true;
+	c->subscription_identifier_available = true;
+	c->shared_subscription_available = true;
+	c->max_topic_alias_out = TOPIC_ALIAS_OUT_DEFAULT;
 	c->max_qos = 2;
 	c->sys_interval_s = SYS_INTERVAL_S_DEFAULT;
 	c->log_level = LOG_INFO;

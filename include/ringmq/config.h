@@ -67,6 +67,12 @@ struct config_listener {
 	int line;
 };
 
+enum shared_strategy {
+	SHARED_ROUND_ROBIN = 0,
+	SHARED_RANDOM = 1,
+	SHARED_HASH_PUBLISHER = 2,
+};
+
 enum durability {
 	DURABILITY_SYNC = 0,
 	DURABILITY_BATCH = 1,
@@ -111,6 +117,12 @@ struct config {
 	bool retain_available;
 	uint8_t max_qos;
 	bool queue_qos0_messages;
+	bool wildcard_subscription_available;
+	bool subscription_identifier_available;
+	bool shared_subscription_available;
+	int shared_subscription_strategy; /* enum shared_strategy */
+	uint32_t max_topic_alias_out; /* aliases the server assigns towards a client */
+	char response_information[256]; /* MQTT 5 Response Information, "" = none */
 
 	/* Observability. */
 	uint32_t sys_interval_s;

@@ -89,6 +89,12 @@
  * max_topic_alias. */
 #define TOPIC_ALIAS_DEFAULT 10u
 
+/* Topic aliases the server assigns towards one MQTT 5 client (never more
+ * than the client's own Topic Alias Maximum).  Each costs a copy of the
+ * topic per connection; the first N distinct topics sent get one.
+ * Directive: max_topic_alias_out (0 = never send aliases). */
+#define TOPIC_ALIAS_OUT_DEFAULT 32u
+
 /* Bytes buffered for sending to one client before it is considered not to
  * be reading.  Beyond it the client is disconnected and counted.
  * Directive: max_output_bytes. */

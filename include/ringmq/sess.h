@@ -17,6 +17,7 @@
 #define RINGMQ_SESS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ringmq/msg.h"
@@ -132,6 +133,9 @@ void sess_ack_drop(struct shard *s, struct sess *se, uint16_t pid);
 int sess_sub_add(struct sess *se, const uint8_t *f, uint16_t len, uint8_t options, uint32_t sub_id,
 		 uint32_t max, bool *ret_existed);
 int sess_sub_del(struct sess *se, const uint8_t *f, uint16_t len);
+
+/** sess_unsubscribe() - remove filter @f of @se from the trie/route index or its shared group. */
+void sess_unsubscribe(struct shard *s, struct sess *se, const uint8_t *f, size_t len);
 
 /** sess_sweep() - expire offline sessions and fire due wills. */
 void sess_sweep(struct shard *s);

@@ -33,11 +33,15 @@ struct trie;
 struct route;
 struct retain;
 struct broker;
+struct share_local;
+struct share_registry;
 
 /* What crosses shards (spsc_item.op). */
 enum shard_op {
 	SHARD_OP_PUBLISH = 1, /* ptr: struct msg * (one reference moves with it) */
 	SHARD_OP_HANDOFF = 2, /* ptr: struct handoff * (ownership moves) */
+	SHARD_OP_SHARED = 3, /* ptr: struct msg * (one reference), arg: shared group id,
+				bits 8..15 of op: forwards left */
 };
 
 /* A socket moving from its accepting shard to its client id's home shard,
@@ -88,6 +92,8 @@ struct shard {
 	/* Sessions whose home is this shard. */
 	struct sess_table *sessions;
 	struct trie *trie;
+	struct share_local *shares;
+	uint64_t rng; /* xorshift state for random choices */
 	uint64_t match_gen;
 
 	/* Inbound rings: in[from] is written by shard `from` (lazily created). */
@@ -109,6 +115,7 @@ struct broker {
 	struct shard *shards;
 	struct route *route;
 	struct retain *retain;
+	struct share_registry *shares;
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
 	_Atomic int64_t conns_total; /* any thread: client connections now */

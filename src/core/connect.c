@@ -198,11 +198,30 @@ static void connack_props(struct shard *s, struct conn *c, const struct mqtt_con
 
 	memset(p, 0, sizeof(*p));
 	p->present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE) |
-		     MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX) | MQTT_HAS(MQTT_PROP_SHARED_SUB_AVAILABLE);
+		     MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX);
 	p->receive_max = (uint16_t)(cfg->max_receive_inflight > 65535 ? 65535 : cfg->max_receive_inflight);
 	p->max_packet_size = cfg->max_packet_size;
 	p->topic_alias_max = (uint16_t)cfg->max_topic_alias;
-	p->shared_available = 0; /* shared subscriptions are not implemented yet */
+	/* Absent means available [MQTT-3.2.2-?]: say only what is switched off. */
+	if (!cfg->shared_subscription_available) {
+		p->present |= MQTT_HAS(MQTT_PROP_SHARED_SUB_AVAILABLE);
+		p->shared_available = 0;
+	}
+	if (!cfg->wildcard_subscription_available) {
+		p->present |= MQTT_HAS(MQTT_PROP_WILDCARD_SUB_AVAILABLE);
+		p->wildcard_available = 0;
+	}
+	if (!cfg->subscription_identifier_available) {
+		p->present |= MQTT_HAS(MQTT_PROP_SUBID_AVAILABLE);
+		p->subid_available = 0;
+	}
+	if (cfg->response_information[0] && (k->props.present & MQTT_HAS(MQTT_PROP_REQUEST_RESPONSE_INFO)) &&
+	    k->props.request_response_info == 1) {
+		/* [MQTT-3.1.2-28] only when asked for */
+		p->present |= MQTT_HAS(MQTT_PROP_RESPONSE_INFO);
+		p->response_info.ptr = (const uint8_t *)cfg->response_information;
+		p->response_info.len = (uint32_t)strlen(cfg->response_information);
+	}
 	if (!cfg->retain_available) {
 		p->present |= MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE);
 		p->retain_available = 0;

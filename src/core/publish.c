@@ -26,6 +26,7 @@
 #include "ringmq/route.h"
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
+#include "ringmq/share.h"
 #include "ringmq/topic.h"
 #include "ringmq/trie.h"
 
@@ -101,6 +102,7 @@ void publish_route(struct shard *s, struct msg *m)
 	}
 	if (local)
 		publish_local(s, m);
+	share_route(s, m);
 }
 
 static void send_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)

@@ -23,6 +23,8 @@
 #include "ringmq/proto.h"
 #include "ringmq/route.h"
 #include "ringmq/shard.h"
+#include "ringmq/share.h"
+#include "ringmq/topic.h"
 #include "ringmq/trie.h"
 
 #define SESS_EXPIRY_NEVER 0xFFFFFFFFu
@@ -138,12 +140,22 @@ static void deliv_done(struct deliv *d)
 	d->subids = NULL;
 }
 
+void sess_unsubscribe(struct shard *s, struct sess *se, const uint8_t *f, size_t len)
+{
+	const uint8_t *g, *sf;
+	size_t glen, sflen;
+	bool last = false;
+
+	if (topic_share_split(f, len, &g, &glen, &sf, &sflen) == 1)
+		(void)share_leave(s, g, glen, sf, sflen, se); /* present: it was joined with the subscription */
+	else if (trie_del(s->trie, f, len, se, &last) == 0 && last)
+		(void)route_del(s->b->route, f, len, s->id); /* present: added with the first subscriber */
+}
+
 static void sess_free(struct shard *s, struct sess *se)
 {
 	for (uint32_t i = 0; i < se->sub_count; i++) {
-		bool last = false;
-		if (trie_del(s->trie, se->subs[i].filter, se->subs[i].len, se, &last) == 0 && last)
-			(void)route_del(s->b->route, se->subs[i].filter, se->subs[i].len, s->id); /* present: we added it */
+		sess_unsubscribe(s, se, se->subs[i].filter, se->subs[i].len);
 		free(se->subs[i].filter);
 	}
 	free(se->subs);

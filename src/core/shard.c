@@ -35,6 +35,7 @@
 #include "ringmq/retain.h"
 #include "ringmq/route.h"
 #include "ringmq/sess.h"
+#include "ringmq/share.h"
 #include "ringmq/trie.h"
 
 #define LOOP_TICK_MS 100
@@ -171,13 +172,17 @@ static void backlog_flush(struct shard *s)
 
 static void inbound_item(struct shard *s, const struct spsc_item *it)
 {
-	switch (it->op) {
+	switch (it->op & 0xFF) {
 	case SHARD_OP_PUBLISH:
 		publish_local(s, it->ptr);
 		msg_unref(it->ptr);
 		break;
 	case SHARD_OP_HANDOFF:
 		connect_adopt(s, it->ptr);
+		break;
+	case SHARD_OP_SHARED:
+		share_deliver(s, it->arg, it->op >> 8, it->ptr);
+		msg_unref(it->ptr);
 		break;
 	default:
 		RMQ_ASSERT(!"unknown shard op");
@@ -317,7 +322,8 @@ static int shard_setup(struct shard *s)
 	}
 	s->trie = trie_new();
 	s->sessions = sess_table_new();
-	if (!s->trie || !s->sessions)
+	s->shares = share_local_new();
+	if (!s->trie || !s->sessions || !s->shares)
 		return -ENOMEM;
 	for (unsigned l = 0; l < cfg->listener_count; l++)
 		arm_accept(s, l);
@@ -346,11 +352,12 @@ static void shard_teardown(struct shard *s)
 	}
 	conn_reap(s);
 	s->sessions = sess_table_free(s, s->sessions);
+	s->shares = share_local_free(s->shares);
 	s->trie = trie_free(s->trie);
 	for (unsigned to = 0; to < s->b->nshards; to++) {
 		struct shard_backlog *bl = &s->backlog[to];
 		for (; bl->len > 0; bl->len--, bl->head = (bl->head + 1) % bl->cap)
-			if (bl->items[bl->head].op == SHARD_OP_PUBLISH)
+			if ((bl->items[bl->head].op & 0xFF) != SHARD_OP_HANDOFF)
 				msg_unref(bl->items[bl->head].ptr);
 		free(bl->items);
 		bl->items = NULL;
@@ -459,9 +466,10 @@ struct broker *broker_new(struct config *cfg)
 	b->shards = calloc(b->nshards, sizeof(*b->shards));
 	b->route = route_new();
 	b->retain = retain_new();
+	b->shares = share_registry_new();
 	pthread_mutex_init(&b->start_lock, NULL);
 	pthread_cond_init(&b->start_cond, NULL);
-	if (!b->shards || !b->route || !b->retain)
+	if (!b->shards || !b->route || !b->retain || !b->shares)
 		return broker_free(b);
 	for (unsigned i = 0; i < b->nshards; i++) {
 		struct shard *s = &b->shards[i];
@@ -557,7 +565,7 @@ struct broker *broker_free(struct broker *b)
 			if (!r)
 				continue;
 			while (spsc_pop(r, &it)) {
-				if (it.op == SHARD_OP_PUBLISH) {
+				if ((it.op & 0xFF) != SHARD_OP_HANDOFF) {
 					msg_unref(it.ptr);
 				} else if (it.op == SHARD_OP_HANDOFF) {
 					close(((struct handoff *)it.ptr)->fd);
@@ -575,6 +583,7 @@ struct broker *broker_free(struct broker *b)
 	rcu_barrier();
 	b->retain = retain_free(b->retain);
 	b->route = route_free(b->route);
+	b->shares = share_registry_free(b->shares);
 	pthread_mutex_destroy(&b->start_lock);
 	pthread_cond_destroy(&b->start_cond);
 	free(b);

@@ -20,10 +20,10 @@
 #include "ringmq/route.h"
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
+#include "ringmq/share.h"
 #include "ringmq/topic.h"
 #include "ringmq/trie.h"
 
-#define SUBS_PER_PACKET_MAX 4096u /* codes buffer; more entries than this cannot fit max_packet_size sanely */
 
 /* Retained messages found for one SUBSCRIBE, sent after its SUBACK. */
 struct retained_item {
@@ -59,6 +59,19 @@ static void retained_collect(void *ctx, struct msg *m)
 	r->n++;
 }
 
+/* Validation that depends on configuration.  Returns 0 or the failure code. */
+static uint8_t filter_check(const struct config *cfg, bool v5, const struct mqtt_sub *e, bool shared,
+			    const uint8_t *f, size_t flen)
+{
+	if (e->filter.len > cfg->max_topic_length || topic_filter_check(f, flen, cfg->max_topic_levels) < 0)
+		return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+	if (shared && !cfg->shared_subscription_available)
+		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80; /* [MQTT-3.8.3-?] 0x9E */
+	if (!cfg->wildcard_subscription_available && topic_has_wildcard(f, flen))
+		return v5 ? MQTT_RC_WILDCARD_SUB_NOT_SUPPORTED : 0x80; /* 0xA2 */
+	return 0;
+}
+
 /* Subscribe one filter.  Returns the SUBACK reason / granted QoS. */
 static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_sub *e, uint32_t sub_id,
 			     struct retained *ret)
@@ -67,16 +80,18 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 	struct sess *se = c->sess;
 	bool v5 = c->version == MQTT_V5, existed = false, first = false, replaced = false;
 	uint8_t qos = e->qos < cfg->max_qos ? e->qos : cfg->max_qos;
-	uint8_t fail = v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
 	struct trie_entry te = {.owner = se, .sub_id = sub_id};
-	int r;
+	const uint8_t *group = NULL, *f = e->filter.ptr;
+	size_t glen = 0, flen = e->filter.len;
+	uint8_t fail;
+	int shared, r;
 
-	if (e->filter.len > cfg->max_topic_length ||
-	    topic_filter_check(e->filter.ptr, e->filter.len, cfg->max_topic_levels) < 0)
+	shared = topic_share_split(e->filter.ptr, e->filter.len, &group, &glen, &f, &flen);
+	if (shared < 0)
+		return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80; /* [MQTT-4.8.2-1/2] */
+	fail = filter_check(cfg, v5, e, shared == 1, f, flen);
+	if (fail)
 		return fail;
-	r = topic_share_split(e->filter.ptr, e->filter.len, NULL, NULL, NULL, NULL);
-	if (r != 0)
-		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80; /* shared subscriptions: not yet */
 	te.options = (uint8_t)(qos | (e->no_local ? 0x04 : 0) | (e->retain_as_published ? 0x08 : 0) |
 			       (e->retain_handling << 4));
 	r = sess_sub_add(se, e->filter.ptr, (uint16_t)e->filter.len, te.options, sub_id,
@@ -87,20 +102,39 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 	}
 	if (r < 0)
 		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
-	r = trie_add(s->trie, e->filter.ptr, e->filter.len, &te, &first, &replaced);
-	if (r == 0 && first)
-		r = route_add(s->b->route, e->filter.ptr, e->filter.len, s->id);
+	if (shared == 1) {
+		r = share_join(s, group, glen, f, flen, se, te.options, sub_id);
+	} else {
+		r = trie_add(s->trie, f, flen, &te, &first, &replaced);
+		if (r == 0 && first)
+			r = route_add(s->b->route, f, flen, s->id);
+	}
 	if (r < 0) {
 		(void)sess_sub_del(se, e->filter.ptr, (uint16_t)e->filter.len); /* undo; it was just added */
 		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
 	}
-	/* [MQTT-3.3.1-9/10/11] retain handling 0: always, 1: only if new, 2: never */
-	if (e->retain_handling == 0 || (e->retain_handling == 1 && !existed)) {
+	/* [MQTT-3.3.1-9/10/11] retain handling 0: always, 1: only if new, 2: never.
+	 * [MQTT-3.8.4-?] no retained messages on a shared subscription. */
+	if (shared == 0 && (e->retain_handling == 0 || (e->retain_handling == 1 && !existed))) {
 		ret->qos = qos;
 		ret->sub_id = sub_id;
-		retain_match(s->b->retain, e->filter.ptr, e->filter.len, retained_collect, ret);
+		retain_match(s->b->retain, f, flen, retained_collect, ret);
 	}
 	return qos;
+}
+
+/* Protocol errors in a SUBSCRIBE that end the connection (v5). Returns 0 or a reason. */
+static uint8_t subscribe_protocol_check(const struct config *cfg, const struct mqtt_subscribe *sub)
+{
+	struct mqtt_sub e;
+	uint32_t pos = 0;
+
+	if ((sub->props.present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)) && !cfg->subscription_identifier_available)
+		return MQTT_RC_SUBID_NOT_SUPPORTED; /* [MQTT-3.2.2-?] 0xA1 */
+	while (mqtt_sub_next(sub, false, &pos, &e) == 1)
+		if (e.no_local && topic_share_split(e.filter.ptr, e.filter.len, NULL, NULL, NULL, NULL) == 1)
+			return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] no local on a shared subscription */
+	return 0;
 }
 
 void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub)
@@ -120,8 +154,17 @@ void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *
 			return;
 		}
 	}
-	if (c->version == MQTT_V5 && (sub->props.present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)))
-		sub_id = sub->props.subids[0];
+	if (c->version == MQTT_V5) {
+		uint8_t reason = subscribe_protocol_check(s->b->cfg, sub);
+		if (reason) {
+			if (codes != codes_small)
+				free(codes);
+			conn_close(s, c, reason, true, "invalid SUBSCRIBE");
+			return;
+		}
+		if (sub->props.present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID))
+			sub_id = sub->props.subids[0];
+	}
 	while (mqtt_sub_next(sub, false, &pos, &e) == 1 && n < sub->count)
 		codes[n++] = subscribe_one(s, c, &e, sub_id, &ret);
 	ack.suback.packet_id = sub->packet_id;
@@ -159,12 +202,10 @@ void unsubscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe
 		}
 	}
 	while (mqtt_sub_next(sub, true, &pos, &e) == 1 && n < sub->count) {
-		bool last = false;
 		uint8_t code = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (sess_sub_del(se, e.filter.ptr, (uint16_t)e.filter.len) == 0) {
 			code = MQTT_RC_SUCCESS;
-			if (trie_del(s->trie, e.filter.ptr, e.filter.len, se, &last) == 0 && last)
-				(void)route_del(s->b->route, e.filter.ptr, e.filter.len, s->id); /* added with it */
+			sess_unsubscribe(s, se, e.filter.ptr, e.filter.len);
 		}
 		codes[n++] = code;
 	}
