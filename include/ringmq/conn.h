@@ -89,9 +89,28 @@ struct conn {
 	uint16_t qos2_in_count; /* QoS 2 PUBLISH awaiting PUBREL (v5 flow control) */
 	uint16_t alias_count; /* topic aliases client -> server */
 	struct mqtt_str *aliases; /* owned copies, index alias-1 */
+	uint16_t alias_out_max; /* aliases we may assign towards the client (v5) */
+	uint16_t alias_out_count;
+	struct conn_alias *alias_out; /* open-addressing table, 2 x alias_out_max slots */
 	char peer[64];
 	const char *client_id; /* borrowed from sess, NULL before CONNECT */
 };
+
+/* One server -> client topic alias (MQTT 5). */
+struct conn_alias {
+	uint8_t *topic; /* owned copy, NULL = empty slot */
+	uint16_t len;
+	uint16_t alias;
+};
+
+/**
+ * conn_alias_out() - the alias for @topic towards this client: returns the
+ * alias (> 0) and sets *ret_new when it is assigned now (the packet must
+ * then carry the topic as well), or 0 when the topic gets no alias.
+ * Call conn_alias_commit() once the packet carrying a new alias is queued.
+ */
+uint16_t conn_alias_out(struct conn *c, const struct mqtt_str *topic, bool *ret_new);
+void conn_alias_commit(struct conn *c, const struct mqtt_str *topic, uint16_t alias);
 
 /** conn_new() - a connection for socket @fd on shard @s; NULL when out of memory or slots. */
 struct conn *conn_new(struct shard *s, int fd, unsigned listener);

@@ -112,6 +112,9 @@ static void conn_free(struct shard *s, struct conn *c)
 	for (uint16_t i = 0; i < c->alias_count; i++)
 		free((void *)c->aliases[i].ptr);
 	free(c->aliases);
+	for (uint32_t i = 0; c->alias_out && i < 2u * c->alias_out_max; i++)
+		free(c->alias_out[i].topic);
+	free(c->alias_out);
 	free(c->in.data);
 	free(c->out[0].data);
 	free(c->out[1].data);
@@ -513,4 +516,58 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 		proto_dispatch(s, c, &pkt);
 	}
 	return c->state == CONN_ACTIVE ? (int)off : -1;
+}
+
+/* ------------------------------------------------- server -> client aliases */
+
+static uint32_t alias_slot(const struct conn *c, const struct mqtt_str *t, bool *ret_found)
+{
+	uint32_t mask = 2u * c->alias_out_max - 1, h = 2166136261u; /* FNV-1a */
+
+	for (uint32_t i = 0; i < t->len; i++)
+		h = (h ^ t->ptr[i]) * 16777619u;
+	for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+		const struct conn_alias *a = &c->alias_out[i];
+		if (!a->topic || (a->len == t->len && memcmp(a->topic, t->ptr, t->len) == 0)) {
+			*ret_found = a->topic != NULL;
+			return i; /* the table is never more than half full, so this ends */
+		}
+	}
+}
+
+uint16_t conn_alias_out(struct conn *c, const struct mqtt_str *topic, bool *ret_new)
+{
+	bool found;
+	uint32_t i;
+
+	if (c->alias_out_max == 0 || topic->len == 0)
+		return 0;
+	if (!c->alias_out) {
+		/* alias_out_max is a power of two (rounded down when set), so 2x is too */
+		c->alias_out = calloc(2u * c->alias_out_max, sizeof(*c->alias_out));
+		if (!c->alias_out)
+			return 0;
+	}
+	i = alias_slot(c, topic, &found);
+	if (found) {
+		*ret_new = false;
+		return c->alias_out[i].alias;
+	}
+	if (c->alias_out_count >= c->alias_out_max)
+		return 0; /* all aliases taken: later topics go without one */
+	*ret_new = true;
+	return (uint16_t)(c->alias_out_count + 1);
+}
+
+void conn_alias_commit(struct conn *c, const struct mqtt_str *topic, uint16_t alias)
+{
+	bool found;
+	uint32_t i = alias_slot(c, topic, &found);
+	uint8_t *copy;
+
+	if (found || !(copy = malloc(topic->len)))
+		return; /* out of memory: the alias is simply not reused */
+	memcpy(copy, topic->ptr, topic->len);
+	c->alias_out[i] = (struct conn_alias){.topic = copy, .len = (uint16_t)topic->len, .alias = alias};
+	c->alias_out_count++;
 }

@@ -182,6 +182,11 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 			refuse(s, c, v, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE, "will retain unavailable");
 			return 1;
 		}
+		if (v == MQTT_V5 && (k->will_props.present & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) &&
+		    k->will_props.payload_format == 1 && mqtt_utf8_check(k->will_payload.ptr, k->will_payload.len) < 0) {
+			refuse(s, c, v, MQTT_RC_PAYLOAD_FORMAT_INVALID, 0, "will payload is not the UTF-8 it claims to be");
+			return 1;
+		}
 		if (cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit) {
 			refuse(s, c, v, MQTT_RC_PACKET_TOO_LARGE, MQTT_V3_SERVER_UNAVAILABLE,
 			       "will message over message_size_limit");
@@ -287,6 +292,15 @@ static int connect_accept(struct shard *s, struct conn *c, const struct mqtt_con
 			c->receive_max_out = k->props.receive_max;
 		if (k->props.present & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE))
 			c->packet_max_out = k->props.max_packet_size;
+		if (k->props.present & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX)) {
+			/* [MQTT-3.3.2-11] never more than the client's maximum; a power of
+			 * two keeps the alias table's probing mask simple */
+			uint32_t max = k->props.topic_alias_max < cfg->max_topic_alias_out ? k->props.topic_alias_max
+											     : cfg->max_topic_alias_out;
+			while (max & (max - 1))
+				max &= max - 1;
+			c->alias_out_max = (uint16_t)max;
+		}
 	}
 	se = session_take(s, k, id, id_len, &present);
 	if (!se) {

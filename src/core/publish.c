@@ -235,6 +235,13 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 		ack_publish(s, c, p, MQTT_RC_PACKET_TOO_LARGE);
 		return;
 	}
+	if (c->version == MQTT_V5 && (p->props.present & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) &&
+	    p->props.payload_format == 1 && mqtt_utf8_check(p->payload.ptr, p->payload.len) < 0) {
+		/* [MQTT-3.3.2-?] payload declared UTF-8 but is not: refuse with 0x99 */
+		log_info(c->client_id, "PUBLISH refused: payload format indicator 1 but payload is not valid UTF-8");
+		ack_publish(s, c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+		return;
+	}
 	m = msg_new(&topic, &p->payload, p->qos, p->retain, c->version == MQTT_V5 ? &p->props : NULL,
 		    (const uint8_t *)se->client_id, se->id_len, s->now_ms);
 	if (!m || (p->retain && retain_set(s->b->retain, m) < 0)) {

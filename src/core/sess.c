@@ -287,6 +287,8 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	struct conn *c = se->conn;
 	struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
 	struct mqtt_publish *p = &pkt.publish;
+	bool alias_new = false;
+	uint16_t alias = 0;
 	size_t n;
 	uint8_t *out;
 
@@ -302,6 +304,14 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 			p->props.subids[p->props.subid_count++] = d->subids[i];
 		if (d->nsubids)
 			p->props.present |= MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+		alias = conn_alias_out(c, &p->topic, &alias_new);
+		if (alias) {
+			/* [MQTT-3.3.2-?] a known alias goes with an empty topic */
+			p->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+			p->props.topic_alias = alias;
+			if (!alias_new)
+				p->topic.len = 0;
+		}
 	}
 	n = mqtt_encoded_len(c->version, &pkt);
 	if (n == 0 || n > c->packet_max_out) {
@@ -315,6 +325,8 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 		return -ENOBUFS;
 	RMQ_ASSERT(mqtt_encode(c->version, &pkt, out, n) == (int)n);
 	conn_out_commit(s, c, (uint32_t)n);
+	if (alias_new)
+		conn_alias_commit(c, &d->m->topic, alias);
 	atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
 	return 0;
 }
