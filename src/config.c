@@ -158,6 +158,8 @@ static const struct directive directives[] = {
 	ENUM("shared_subscription_strategy", shared_subscription_strategy, shared_words),
 	UINT("max_topic_alias_out", max_topic_alias_out, 0, UINT16_MAX, 0),
 	{.name = "response_information", .set = set_path, FIELD(response_information), .flags = D_REST},
+	{.name = "server_reference", .set = set_path, FIELD(server_reference), .flags = D_REST},
+	BOOL("drain_server_moved", drain_server_moved),
 	BOOL("persistence", persistence),
 	BOOL("retained_persistence", persistence),
 	{.name = "persistence_location", .set = set_path, FIELD(persistence_location), .flags = D_REST},

@@ -4,7 +4,8 @@
  * The main thread owns the configuration and the broker object.  It opens
  * the listeners (so a bad address fails before any shard runs), starts the
  * shards and then only waits for signals with sigwait(): SIGINT/SIGTERM
- * stop the broker cleanly, SIGUSR2 toggles debug logging, SIGHUP is
+ * stop the broker cleanly, SIGUSR1 starts draining (clients are sent to
+ * another server), SIGUSR2 toggles debug logging, SIGHUP is
  * acknowledged (there is nothing reloadable yet).  Every thread inherits
  * the blocked signal mask, so no shard is ever interrupted by a signal.
  */
@@ -116,6 +117,7 @@ static int run(struct config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
@@ -143,6 +145,10 @@ static int run(struct config *cfg)
 		if (sig == SIGUSR2) {
 			log_set_level(log_get_level() == LOG_DEBUG ? (enum log_level)cfg->log_level : LOG_DEBUG);
 			log_info(NULL, "log level now %s", log_get_level() == LOG_DEBUG ? "debug" : "configured");
+		} else if (sig == SIGUSR1) {
+			atomic_store(&b->draining, true);
+			log_info(NULL, "SIGUSR1: draining - clients are sent to %s",
+				 cfg->server_reference[0] ? cfg->server_reference : "another server");
 		} else if (sig == SIGHUP) {
 			log_info(NULL, "SIGHUP: nothing to reload in this build");
 		}

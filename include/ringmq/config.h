@@ -123,6 +123,8 @@ struct config {
 	int shared_subscription_strategy; /* enum shared_strategy */
 	uint32_t max_topic_alias_out; /* aliases the server assigns towards a client */
 	char response_information[256]; /* MQTT 5 Response Information, "" = none */
+	char server_reference[256]; /* sent with 0x9C/0x9D when draining, "" = none */
+	bool drain_server_moved; /* draining says 0x9D (moved) instead of 0x9C */
 
 	/* Observability. */
 	uint32_t sys_interval_s;

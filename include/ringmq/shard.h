@@ -69,6 +69,7 @@ struct shard_stats {
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t dropped;
+	_Atomic uint64_t subs; /* subscriptions held by this shard's sessions */
 };
 
 struct shard {
@@ -104,8 +105,10 @@ struct shard {
 
 	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed each loop turn */
 	uint64_t next_sweep_ms;
+	uint64_t next_sys_ms; /* shard 0: next $SYS publication */
 	uint64_t id_counter;
 	bool stopping;
+	bool draining;
 	struct shard_stats stats;
 };
 
@@ -118,6 +121,7 @@ struct broker {
 	struct share_registry *shares;
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
+	_Atomic bool draining; /* any thread: SIGUSR1 sends clients elsewhere */
 	_Atomic int64_t conns_total; /* any thread: client connections now */
 	_Atomic unsigned started; /* shards that finished start-up */
 	_Atomic int start_error;

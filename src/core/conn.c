@@ -434,8 +434,13 @@ void conn_close(struct shard *s, struct conn *c, uint8_t reason, bool notify, co
 	}
 	if (notify && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
 		struct mqtt_packet d = {.type = MQTT_DISCONNECT};
+		const char *ref = s->b->cfg->server_reference;
 		d.disconnect.reason = reason;
-		c->state = CONN_ACTIVE; /* conn_send_packet needs a live connection */
+		if ((reason == MQTT_RC_USE_ANOTHER_SERVER || reason == MQTT_RC_SERVER_MOVED) && ref[0]) {
+			d.disconnect.props.present = MQTT_HAS(MQTT_PROP_SERVER_REFERENCE);
+			d.disconnect.props.server_reference.ptr = (const uint8_t *)ref;
+			d.disconnect.props.server_reference.len = (uint32_t)strlen(ref);
+		}
 		(void)conn_send_packet(s, c, &d); /* if it cannot be queued, the close goes on */
 	}
 	conn_close_after_flush(s, c);

@@ -155,6 +155,21 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED, "client id longer than max_client_id_length");
 		return 1;
 	}
+	if (s->draining) {
+		struct mqtt_props p = {0};
+		log_info(NULL, "connection from %s refused: draining", c->peer);
+		if (v == MQTT_V5 && cfg->server_reference[0]) {
+			p.present = MQTT_HAS(MQTT_PROP_SERVER_REFERENCE);
+			p.server_reference.ptr = (const uint8_t *)cfg->server_reference;
+			p.server_reference.len = (uint32_t)strlen(cfg->server_reference);
+		}
+		send_connack(s, c, v,
+			     v == MQTT_V5 ? (cfg->drain_server_moved ? MQTT_RC_SERVER_MOVED : MQTT_RC_USE_ANOTHER_SERVER)
+					  : MQTT_V3_SERVER_UNAVAILABLE,
+			     false, v == MQTT_V5 ? &p : NULL);
+		conn_close_after_flush(s, c);
+		return 1;
+	}
 	if (!k->has_username && !cfg->allow_anonymous) {
 		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous access is not allowed");
 		return 1;

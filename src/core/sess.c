@@ -21,6 +21,7 @@
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/proto.h"
+#include "ringmq/retain.h"
 #include "ringmq/route.h"
 #include "ringmq/shard.h"
 #include "ringmq/share.h"
@@ -148,8 +149,11 @@ void sess_unsubscribe(struct shard *s, struct sess *se, const uint8_t *f, size_t
 
 	if (topic_share_split(f, len, &g, &glen, &sf, &sflen) == 1)
 		(void)share_leave(s, g, glen, sf, sflen, se); /* present: it was joined with the subscription */
-	else if (trie_del(s->trie, f, len, se, &last) == 0 && last)
-		(void)route_del(s->b->route, f, len, s->id); /* present: added with the first subscriber */
+	else if (trie_del(s->trie, f, len, se, &last) == 0) {
+		atomic_fetch_sub_explicit(&s->stats.subs, 1, memory_order_relaxed);
+		if (last)
+			(void)route_del(s->b->route, f, len, s->id); /* present: added with the first subscriber */
+	}
 }
 
 static void sess_free(struct shard *s, struct sess *se)
@@ -196,6 +200,8 @@ void sess_publish_will(struct shard *s, struct sess *se)
 	se->will = NULL;
 	se->will_at_ms = 0;
 	log_info(se->client_id, "publishing will on '%.*s'", (int)w->topic.len, (const char *)w->topic.ptr);
+	if (w->retain && retain_set(s->b->retain, w) < 0) /* [MQTT-3.1.2-17] */
+		log_error(se->client_id, "out of memory: will not retained");
 	publish_route(s, w);
 	msg_unref(w);
 }

@@ -36,6 +36,7 @@
 #include "ringmq/route.h"
 #include "ringmq/sess.h"
 #include "ringmq/share.h"
+#include "ringmq/sys.h"
 #include "ringmq/trie.h"
 
 #define LOOP_TICK_MS 100
@@ -378,6 +379,18 @@ static void shard_begin_shutdown(struct shard *s)
 	}
 }
 
+/* Send every client elsewhere (Kubernetes pre-stop, node maintenance). */
+static void shard_drain(struct shard *s)
+{
+	uint8_t reason = s->b->cfg->drain_server_moved ? MQTT_RC_SERVER_MOVED : MQTT_RC_USE_ANOTHER_SERVER;
+
+	for (uint32_t i = 0; i < s->conn_cap; i++) {
+		struct conn *c = s->conns[i];
+		if (c && c->state == CONN_ACTIVE)
+			conn_close(s, c, reason, true, "draining: client sent to another server");
+	}
+}
+
 static void shard_turn(struct shard *s, bool *ret_more)
 {
 	struct io_uring_cqe *cqe;
@@ -400,6 +413,10 @@ static void shard_turn(struct shard *s, bool *ret_more)
 		s->next_sweep_ms = s->now_ms + SWEEP_MS;
 		conn_sweep(s);
 		sess_sweep(s);
+	}
+	if (s->id == 0 && s->b->cfg->sys_interval_s && s->now_ms >= s->next_sys_ms) {
+		s->next_sys_ms = s->now_ms + s->b->cfg->sys_interval_s * 1000ull;
+		sys_publish(s);
 	}
 	conn_flush_all(s);
 	conn_reap(s);
@@ -432,6 +449,10 @@ static void *shard_main(void *arg)
 			shard_begin_shutdown(s);
 			deadline = s->now_ms + SHUTDOWN_GRACE_MS;
 			conn_flush_all(s);
+		}
+		if (atomic_load_explicit(&b->draining, memory_order_relaxed) && !s->draining) {
+			s->draining = true;
+			shard_drain(s);
 		}
 		if (s->stopping && (s->conn_count == 0 || s->now_ms > deadline))
 			break;

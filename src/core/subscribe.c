@@ -108,6 +108,8 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 		r = trie_add(s->trie, f, flen, &te, &first, &replaced);
 		if (r == 0 && first)
 			r = route_add(s->b->route, f, flen, s->id);
+		if (r == 0 && !replaced)
+			atomic_fetch_add_explicit(&s->stats.subs, 1, memory_order_relaxed);
 	}
 	if (r < 0) {
 		(void)sess_sub_del(se, e->filter.ptr, (uint16_t)e->filter.len); /* undo; it was just added */
