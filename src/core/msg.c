@@ -85,7 +85,14 @@ struct msg *msg_unref(struct msg *m)
 
 void msg_props(const struct msg *m, uint64_t now_ms, struct mqtt_props *p)
 {
-	memset(p, 0, sizeof(*p));
+	/* The encoder reads only fields whose bit is present, plus subid_count
+	 * and user; clearing the whole struct (~300 bytes) per delivery showed
+	 * in profiles. */
+	p->present = 0;
+	p->subid_count = 0;
+	p->user_count = 0;
+	p->user.ptr = NULL;
+	p->user.len = 0;
 	if (m->has_payload_format) {
 		p->present |= MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT);
 		p->payload_format = m->payload_format;

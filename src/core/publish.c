@@ -83,6 +83,13 @@ void publish_route(struct shard *s, struct msg *m)
 	struct route_mask mask = {0};
 	bool local = false;
 
+	if (s->b->nshards == 1) {
+		/* One shard: the route index can only say "this shard", which the
+		 * trie match finds out anyway. */
+		publish_local(s, m);
+		share_route(s, m);
+		return;
+	}
 	route_match(s->b->route, m->topic.ptr, m->topic.len, &mask);
 	for (unsigned w = 0; w < ROUTE_MASK_WORDS; w++) {
 		uint64_t bits = mask.w[w];
@@ -181,9 +188,13 @@ static uint8_t publish_check(struct shard *s, struct conn *c, const struct mqtt_
 
 	if (topic->len > cfg->max_topic_length)
 		return MQTT_RC_TOPIC_NAME_INVALID;
-	r = topic_name_check(topic->ptr, topic->len, cfg->max_topic_levels);
-	if (r < 0)
-		return MQTT_RC_TOPIC_NAME_INVALID;
+	/* The codec refused wildcards and empty names; only the level count is
+	 * left, and a name shorter than the limit cannot have more levels. */
+	if (topic->len >= cfg->max_topic_levels) {
+		r = topic_name_check(topic->ptr, topic->len, cfg->max_topic_levels);
+		if (r < 0)
+			return MQTT_RC_TOPIC_NAME_INVALID;
+	}
 	if (p->qos > cfg->max_qos)
 		return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
 	if (p->retain && !cfg->retain_available)

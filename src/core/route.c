@@ -64,7 +64,10 @@
  *
  * Threads: route_match(), route_add() and route_del() run on registered,
  * online QSBR threads (the shards; rculfhash and call_rcu() require it).
- * route_new() and route_free() run with no reader or writer active.
+ * Those threads must go offline (rcu_thread_offline) before blocking, or
+ * grace periods, and with them call_rcu() frees and the table's resizes,
+ * stall.  route_new() and route_free() run with no reader or writer
+ * active; route_free() may be called online, offline or unregistered.
  */
 #include "ringmq/route.h"
 
@@ -314,6 +317,7 @@ fail:
 struct route *route_free(struct route *r)
 {
 	struct rnode *n, *next;
+	bool online;
 	int ret;
 
 	if (r == NULL)
@@ -330,7 +334,14 @@ struct route *route_free(struct route *r)
 		ret = cds_lfht_del(r->ht, &n->ht);
 		RMQ_ASSERT(ret == 0);
 	}
+	/* cds_lfht_destroy() waits for a queued resize, and a resize waits
+	 * for a grace period: an online caller would wait for itself. */
+	online = false;
+	if (online)
+		rcu_thread_offline();
 	ret = cds_lfht_destroy(r->ht, NULL);
+	if (online)
+		rcu_thread_online();
 	RMQ_ASSERT(ret == 0);
 	for (n = r->all; n != NULL; n = next) {
 		next = n->all_next;

@@ -291,7 +291,7 @@ static uint16_t pid_next(struct sess *se)
 static int send_publish(struct shard *s, struct sess *se, const struct deliv *d, bool dup)
 {
 	struct conn *c = se->conn;
-	struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
+	struct mqtt_packet pkt; /* not zeroed: the union is ~700 bytes; every field used is set below */
 	struct mqtt_publish *p = &pkt.publish;
 	bool alias_new = false;
 	uint16_t alias = 0;
@@ -304,6 +304,11 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	p->packet_id = d->pid;
 	p->topic = d->m->topic;
 	p->payload = d->m->payload;
+	pkt.type = MQTT_PUBLISH;
+	pkt.flags = 0;
+	p->props.present = 0;
+	p->props.subid_count = 0;
+	p->props.user.len = 0;
 	if (c->version == MQTT_V5) {
 		msg_props(d->m, s->now_ms, &p->props);
 		for (uint8_t i = 0; i < d->nsubids && i < MQTT_SUBIDS_MAX; i++)

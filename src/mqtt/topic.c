@@ -167,9 +167,14 @@ int topic_share_split(const uint8_t *f, size_t len, const uint8_t **ret_group, s
 		return -EINVAL;
 	if (topic_has_wildcard(g, (size_t)(slash - g)))
 		return -EINVAL;
-	*ret_group = g;
-	*ret_group_len = (size_t)(slash - g);
-	*ret_filter = slash + 1;
-	*ret_filter_len = (size_t)(end - slash - 1);
+	/* Callers that only ask "is it shared?" pass NULL outputs. */
+	if (ret_group != NULL)
+		*ret_group = g;
+	if (ret_group_len != NULL)
+		*ret_group_len = (size_t)(slash - g);
+	if (ret_filter != NULL)
+		*ret_filter = slash + 1;
+	if (ret_filter_len != NULL)
+		*ret_filter_len = (size_t)(end - slash - 1);
 	return 1;
 }
