@@ -148,11 +148,13 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 
 	if (k->client_id.len == 0 && v != MQTT_V5 && (!k->clean || v == MQTT_V31)) {
 		/* [MQTT-3.1.3-8] empty id needs clean session; 3.1 requires an id */
-		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED, "empty client id without clean session");
+		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED,
+		       "empty client id without clean session");
 		return 1;
 	}
 	if (k->client_id.len > cfg->max_client_id_length) {
-		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED, "client id longer than max_client_id_length");
+		refuse(s, c, v, MQTT_RC_CLIENT_ID_INVALID, MQTT_V3_ID_REJECTED,
+		       "client id longer than max_client_id_length");
 		return 1;
 	}
 	if (s->draining) {
@@ -163,10 +165,8 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 			p.server_reference.ptr = (const uint8_t *)cfg->server_reference;
 			p.server_reference.len = (uint32_t)strlen(cfg->server_reference);
 		}
-		send_connack(s, c, v,
-			     v == MQTT_V5 ? (cfg->drain_server_moved ? MQTT_RC_SERVER_MOVED : MQTT_RC_USE_ANOTHER_SERVER)
-					  : MQTT_V3_SERVER_UNAVAILABLE,
-			     false, v == MQTT_V5 ? &p : NULL);
+		uint8_t rc = cfg->drain_server_moved ? MQTT_RC_SERVER_MOVED : MQTT_RC_USE_ANOTHER_SERVER;
+		send_connack(s, c, v, v == MQTT_V5 ? rc : MQTT_V3_SERVER_UNAVAILABLE, false, v == MQTT_V5 ? &p : NULL);
 		conn_close_after_flush(s, c);
 		return 1;
 	}
@@ -190,16 +190,20 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 			return 1;
 		}
 		if (k->will_qos > cfg->max_qos) {
-			refuse(s, c, v, MQTT_RC_QOS_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE, "will QoS above max_qos");
+			refuse(s, c, v, MQTT_RC_QOS_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE,
+			       "will QoS above max_qos");
 			return 1;
 		}
 		if (k->will_retain && !cfg->retain_available) {
-			refuse(s, c, v, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE, "will retain unavailable");
+			refuse(s, c, v, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE,
+			       "will retain unavailable");
 			return 1;
 		}
 		if (v == MQTT_V5 && (k->will_props.present & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) &&
-		    k->will_props.payload_format == 1 && mqtt_utf8_check(k->will_payload.ptr, k->will_payload.len) < 0) {
-			refuse(s, c, v, MQTT_RC_PAYLOAD_FORMAT_INVALID, 0, "will payload is not the UTF-8 it claims to be");
+		    k->will_props.payload_format == 1 &&
+		    mqtt_utf8_check(k->will_payload.ptr, k->will_payload.len) < 0) {
+			refuse(s, c, v, MQTT_RC_PAYLOAD_FORMAT_INVALID, 0,
+			       "will payload is not the UTF-8 it claims to be");
 			return 1;
 		}
 		if (cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit) {

@@ -580,7 +580,7 @@ malformed:
 const char *mqtt_type_name(uint8_t type)
 {
 	static const char *const names[16] = {
-		NULL,	   "CONNECT",	  "CONNACK", "PUBLISH",	    "PUBACK",  "PUBREC",     "PUBREL", "PUBCOMP",
+		NULL, "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
 		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH",
 	};
 

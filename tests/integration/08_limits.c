@@ -239,7 +239,8 @@ Test(limits, max_topic_levels_refuses_deeper_topics_and_filters)
 		if (version == MQTT_V5 && r == 0 && p.type == MQTT_PUBACK) {
 			cr_assert_eq(p.ack.reason, MQTT_RC_TOPIC_NAME_INVALID, "%s", tc_describe(&p));
 		} else if (version == MQTT_V5) {
-			cr_assert(r == 0 && p.type == MQTT_DISCONNECT && p.disconnect.reason == MQTT_RC_TOPIC_NAME_INVALID,
+			cr_assert(r == 0 && p.type == MQTT_DISCONNECT &&
+					  p.disconnect.reason == MQTT_RC_TOPIC_NAME_INVALID,
 				  "nine-level topic: %s", r == 0 ? tc_describe(&p) : "no PUBACK or DISCONNECT");
 			tc_expect_closed(c);
 		} else {
