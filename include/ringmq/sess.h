@@ -79,6 +79,7 @@ struct sess {
 	struct deliv *queue;
 	uint32_t q_head, q_len, q_cap;
 	uint64_t q_bytes;
+	uint64_t q_dropped; /* drops since the queue was last full (for the log) */
 
 	/* QoS 2 packet ids received and not yet released (exactly once). */
 	uint64_t *qos2_in; /* 65536-bit set, allocated on first use */

@@ -47,7 +47,8 @@ bool topic_has_wildcard(const uint8_t *f, size_t len);
  * topic_share_split() - if @f is "$share/{group}/{filter}", return 1 and set
  * the views of group and filter; 0 if it is not a shared subscription;
  * -EINVAL if it starts with "$share/" but the group is empty, contains a
- * wildcard, or no filter follows [MQTT-4.8.2-1/2].
+ * wildcard, or no filter follows [MQTT-4.8.2-1/2].  Any of the four
+ * output pointers may be NULL; they are written only when 1 is returned.
  */
 int topic_share_split(const uint8_t *f, size_t len, const uint8_t **ret_group,
 		      size_t *ret_group_len, const uint8_t **ret_filter, size_t *ret_filter_len);

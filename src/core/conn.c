@@ -32,7 +32,7 @@
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
 
-#define OUT_BYTES_INITIAL 4096u
+#define OUT_BYTES_INITIAL 256u /* grows by doubling; most idle clients only ever get a CONNACK */
 #define OUT_BYTES_KEEP 65536u /* larger idle output buffers are freed */
 #define IN_BYTES_INITIAL 512u
 #define FLUSH_DEADLINE_MS 2000u /* time a closing client gets to read its last packets */
@@ -219,6 +219,10 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 	memmove(c->in.data, c->in.data + c->in.off, c->in.len - c->in.off);
 	c->in.len -= c->in.off;
 	c->in.off = 0;
+	if (c->in.len == 0) {
+		free(c->in.data); /* from now on bytes arrive in provided buffers */
+		c->in = (struct conn_buf){0};
+	}
 	conn_arm_recv(s, c);
 }
 
@@ -465,6 +469,22 @@ void conn_close_after_flush(struct shard *s, struct conn *c)
 	(void)shutdown(c->fd, SHUT_RD); /* stop reading; pending output still leaves */
 }
 
+/* An idle connection keeps no buffers: most of a broker's connections are
+ * idle, and their per-connection memory is what bounds how many fit. */
+static void trim_idle(struct conn *c)
+{
+	if (!c->send_busy && c->out[0].len == 0) {
+		for (int i = 0; i < 2; i++) {
+			free(c->out[i].data);
+			c->out[i] = (struct conn_buf){0};
+		}
+	}
+	if (c->in.len == 0 && c->in.data) {
+		free(c->in.data);
+		c->in = (struct conn_buf){0};
+	}
+}
+
 void conn_sweep(struct shard *s)
 {
 	const struct config *cfg = s->b->cfg;
@@ -482,6 +502,8 @@ void conn_sweep(struct shard *s)
 			conn_close(s, c, MQTT_RC_KEEPALIVE_TIMEOUT, true, "keep alive timeout");
 		} else if (c->state == CONN_FLUSHING && s->now_ms > c->flush_deadline_ms) {
 			finish_close(s, c);
+		} else if (c->state == CONN_ACTIVE) {
+			trim_idle(c);
 		}
 	}
 }

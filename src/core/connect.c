@@ -136,6 +136,10 @@ void connect_adopt(struct shard *s, struct handoff *h)
 	memmove(c->in.data, c->in.data + c->in.off, c->in.len - c->in.off);
 	c->in.len -= c->in.off;
 	c->in.off = 0;
+	if (c->in.len == 0) {
+		free(c->in.data); /* from now on bytes arrive in provided buffers */
+		c->in = (struct conn_buf){0};
+	}
 	conn_arm_recv(s, c);
 }
 

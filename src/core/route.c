@@ -336,7 +336,7 @@ struct route *route_free(struct route *r)
 	}
 	/* cds_lfht_destroy() waits for a queued resize, and a resize waits
 	 * for a grace period: an online caller would wait for itself. */
-	online = false;
+	online = rcu_read_ongoing();
 	if (online)
 		rcu_thread_offline();
 	ret = cds_lfht_destroy(r->ht, NULL);

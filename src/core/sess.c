@@ -383,6 +383,11 @@ void sess_pump(struct shard *s, struct sess *se)
 		se->q_head = (se->q_head + 1) % se->q_cap;
 		se->q_len--;
 		se->q_bytes -= msg_size(d.m);
+		if (se->q_dropped) {
+			log_warn(se->client_id, "queue has room again: %llu messages were dropped",
+				 (unsigned long long)se->q_dropped);
+			se->q_dropped = 0;
+		}
 		if (msg_expired(d.m, s->now_ms)) {
 			deliv_done(&d); /* [MQTT-3.3.2-5] never deliver an expired message */
 			continue;
@@ -429,7 +434,11 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	}
 	if (queue_push(s, se, &d) < 0) {
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		log_debug(se->client_id, "queue full (max_queued_messages/bytes): message dropped");
+		/* One line when dropping starts; the count follows when it stops. */
+		if (se->q_dropped++ == 0)
+			log_warn(se->client_id, "queue full (max_queued_messages %u / max_queued_bytes %llu): "
+				 "dropping messages", cfg->max_queued_messages,
+				 (unsigned long long)cfg->max_queued_bytes);
 		deliv_done(&d);
 	}
 }
