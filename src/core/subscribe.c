@@ -106,8 +106,10 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 		r = share_join(s, group, glen, f, flen, se, te.options, sub_id);
 	} else {
 		r = trie_add(s->trie, f, flen, &te, &first, &replaced);
-		if (r == 0 && first)
-			r = route_add(s->b->route, f, flen, s->id);
+		if (r == 0 && first && (r = route_add(s->b->route, f, flen, s->id)) < 0) {
+			bool last;
+			(void)trie_del(s->trie, f, flen, se, &last); /* undo: trie and route index agree */
+		}
 		if (r == 0 && !replaced)
 			atomic_fetch_add_explicit(&s->stats.subs, 1, memory_order_relaxed);
 	}
