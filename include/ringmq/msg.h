@@ -24,7 +24,7 @@
 #include "ringmq/mqtt.h"
 
 struct msg {
-	_Atomic uint32_t refs;
+	_Atomic uint32_t refs; /* 0 = transient (see msg_transient) */
 	uint8_t qos; /* QoS it was published with */
 	bool retain; /* RETAIN flag as published */
 	bool has_payload_format;
@@ -38,6 +38,7 @@ struct msg {
 	struct mqtt_str user; /* encoded user-property entries */
 	struct mqtt_str origin; /* publisher's client id (no-local) */
 	uint8_t has; /* MSG_HAS_* for the optional strings */
+	struct msg *clone; /* transient only: the heap copy made by msg_keep() */
 	uint8_t data[];
 };
 
@@ -56,11 +57,36 @@ struct msg *msg_new(const struct mqtt_str *topic, const struct mqtt_str *payload
 		    bool retain, const struct mqtt_props *props, const uint8_t *origin,
 		    uint32_t origin_len, uint64_t now_ms);
 
+/**
+ * msg_transient() - describe a PUBLISH in place, without copying or
+ * allocating: @tm's views point into the caller's buffers (the receive
+ * buffer, the session's client id), which must outlive every use of @tm.
+ * Most QoS 0 messages are delivered at once to online subscribers on the
+ * same shard and never need more; whoever must keep the message calls
+ * msg_keep(), which makes one heap copy on first use.  Returns false (and
+ * the caller uses msg_new()) when @props carries user properties, which
+ * are not contiguous in the packet.  End with msg_transient_done().
+ */
+bool msg_transient(struct msg *tm, const struct mqtt_str *topic, const struct mqtt_str *payload, uint8_t qos,
+		   bool retain, const struct mqtt_props *props, const uint8_t *origin, uint32_t origin_len,
+		   uint64_t now_ms);
+
+/** msg_transient_done() - release the heap copy msg_keep() may have made. */
+void msg_transient_done(struct msg *tm);
+
+/** msg_ref() - one more reference to a heap message (never a transient one). */
 static inline struct msg *msg_ref(struct msg *m)
 {
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	return m;
 }
+
+/**
+ * msg_keep() - a reference that outlives the current packet: msg_ref() for
+ * a heap message; for a transient one, a reference to its heap copy (made
+ * on the first call).  NULL when that copy cannot be allocated.
+ */
+struct msg *msg_keep(struct msg *m);
 
 /** msg_unref() - drop one reference; frees on the last.  NULL-safe; returns NULL. */
 struct msg *msg_unref(struct msg *m);

@@ -10,6 +10,8 @@
  */
 #include "ringmq/msg.h"
 
+#include "ringmq/log.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,9 +78,87 @@ struct msg *msg_new(const struct mqtt_str *topic, const struct mqtt_str *payload
 	return m;
 }
 
+bool msg_transient(struct msg *tm, const struct mqtt_str *topic, const struct mqtt_str *payload, uint8_t qos,
+		   bool retain, const struct mqtt_props *props, const uint8_t *origin, uint32_t origin_len,
+		   uint64_t now_ms)
+{
+	uint64_t has = props ? props->present : 0;
+
+	if (props && props->user_count)
+		return false;
+	memset(tm, 0, sizeof(*tm));
+	tm->qos = qos;
+	tm->retain = retain;
+	tm->topic = *topic;
+	tm->payload = *payload;
+	tm->origin.ptr = origin;
+	tm->origin.len = origin_len;
+	if (has & MQTT_HAS(MQTT_PROP_CONTENT_TYPE)) {
+		tm->content_type = props->content_type;
+		tm->has |= MSG_HAS_CONTENT_TYPE;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_RESPONSE_TOPIC)) {
+		tm->response_topic = props->response_topic;
+		tm->has |= MSG_HAS_RESPONSE_TOPIC;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_CORRELATION_DATA)) {
+		tm->correlation_data = props->correlation_data;
+		tm->has |= MSG_HAS_CORRELATION;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) {
+		tm->has_payload_format = true;
+		tm->payload_format = props->payload_format;
+	}
+	if (has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY))
+		tm->expiry_at_ms = now_ms + (uint64_t)props->message_expiry * 1000u;
+	return true;
+}
+
+/* The heap copy of a transient message: same fields, one allocation. */
+static struct msg *msg_clone(const struct msg *tm)
+{
+	size_t total = sizeof(struct msg) + tm->topic.len + tm->payload.len + tm->origin.len +
+		       tm->content_type.len + tm->response_topic.len + tm->correlation_data.len;
+	struct msg *m = malloc(total);
+	uint8_t *p;
+
+	if (!m)
+		return NULL;
+	*m = *tm;
+	m->clone = NULL;
+	atomic_init(&m->refs, 1);
+	p = put(m->data, &m->topic, tm->topic.ptr, tm->topic.len);
+	p = put(p, &m->payload, tm->payload.ptr, tm->payload.len);
+	p = put(p, &m->origin, tm->origin.ptr, tm->origin.len);
+	p = put(p, &m->content_type, tm->content_type.ptr, tm->content_type.len);
+	p = put(p, &m->response_topic, tm->response_topic.ptr, tm->response_topic.len);
+	(void)put(p, &m->correlation_data, tm->correlation_data.ptr, tm->correlation_data.len);
+	return m;
+}
+
+struct msg *msg_keep(struct msg *m)
+{
+	if (atomic_load_explicit(&m->refs, memory_order_relaxed) != 0)
+		return msg_ref(m);
+	if (!m->clone && !(m->clone = msg_clone(m)))
+		return NULL;
+	return msg_ref(m->clone);
+}
+
+void msg_transient_done(struct msg *tm)
+{
+	tm->clone = msg_unref(tm->clone);
+}
+
 struct msg *msg_unref(struct msg *m)
 {
-	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+	uint32_t old;
+
+	if (!m)
+		return NULL;
+	old = atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel);
+	RMQ_ASSERT(old != 0); /* a transient message is never unreferenced */
+	if (old == 1)
 		free(m);
 	return NULL;
 }

@@ -100,9 +100,9 @@ void publish_route(struct shard *s, struct msg *m)
 				local = true;
 				continue;
 			}
-			struct spsc_item it = {.op = SHARD_OP_PUBLISH, .ptr = msg_ref(m)};
-			if (shard_send(s, t, &it) < 0) {
-				msg_unref(m);
+			struct spsc_item it = {.op = SHARD_OP_PUBLISH, .ptr = msg_keep(m)};
+			if (!it.ptr || shard_send(s, t, &it) < 0) {
+				msg_unref(it.ptr);
 				atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
 			}
 		}
@@ -218,7 +218,7 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	const struct config *cfg = s->b->cfg;
 	struct sess *se = c->sess;
 	struct mqtt_str topic;
-	struct msg *m;
+	struct msg tm, *m;
 	uint8_t reason;
 
 	RMQ_ASSERT(c->owner_shard == s->id);
@@ -253,16 +253,26 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 		ack_publish(s, c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
 		return;
 	}
-	m = msg_new(&topic, &p->payload, p->qos, p->retain, c->version == MQTT_V5 ? &p->props : NULL,
-		    (const uint8_t *)se->client_id, se->id_len, s->now_ms);
+	/* The message is described in place; it is copied only if someone keeps it. */
+	m = &tm;
+	if (!msg_transient(&tm, &topic, &p->payload, p->qos, p->retain, c->version == MQTT_V5 ? &p->props : NULL,
+			   (const uint8_t *)se->client_id, se->id_len, s->now_ms))
+		m = msg_new(&topic, &p->payload, p->qos, p->retain, &p->props, (const uint8_t *)se->client_id,
+			    se->id_len, s->now_ms);
 	if (!m || (p->retain && retain_set(s->b->retain, m) < 0)) {
-		msg_unref(m);
+		if (m == &tm)
+			msg_transient_done(&tm);
+		else
+			msg_unref(m);
 		log_error(c->client_id, "out of memory for a PUBLISH");
 		ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
 		return;
 	}
 	publish_route(s, m);
-	msg_unref(m);
+	if (m == &tm)
+		msg_transient_done(&tm);
+	else
+		msg_unref(m);
 	if (p->qos == 2) {
 		if (qos2_set(se, p->packet_id, true) == 0)
 			c->qos2_in_count++;

@@ -110,7 +110,11 @@ int retain_set(struct retain *r, struct msg *m)
 	if (!rn)
 		return -12; /* -ENOMEM */
 	cds_lfht_node_init(&rn->node);
-	rn->m = msg_ref(m);
+	rn->m = msg_keep(m);
+	if (!rn->m) {
+		free(rn);
+		return -12; /* -ENOMEM */
+	}
 	old = cds_lfht_add_replace(r->ht, h, node_match, &k, &rn->node);
 	if (old)
 		call_rcu(&caa_container_of(old, struct rnode, node)->rcu, rnode_free_rcu);

@@ -411,6 +411,21 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	RMQ_ASSERT(se->owner_shard == s->id);
 	if (msg_expired(m, s->now_ms))
 		return;
+	if (qos == 0 && online && se->q_len == 0) {
+		/* At most once, now: the message is only borrowed. */
+		d.m = m;
+		d.subids = (uint32_t *)(uintptr_t)subids; /* read-only use below */
+		d.nsubids = nsubids;
+		(void)send_publish(s, se, &d, false);
+		return;
+	}
+	if (qos == 0 && !online && !cfg->queue_qos0_messages)
+		return;
+	d.m = msg_keep(m);
+	if (!d.m) {
+		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		return;
+	}
 	if (nsubids) {
 		d.subids = malloc(nsubids * sizeof(*d.subids));
 		if (d.subids) {
@@ -418,18 +433,8 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 			d.nsubids = nsubids;
 		}
 	}
-	d.m = msg_ref(m);
-	if (online && se->q_len == 0 && (qos == 0 || window_open(se))) {
-		if (qos == 0) {
-			(void)send_publish(s, se, &d, false);
-			deliv_done(&d);
-		} else {
-			inflight_start(s, se, &d);
-		}
-		return;
-	}
-	if (qos == 0 && !online && !cfg->queue_qos0_messages) {
-		deliv_done(&d);
+	if (online && se->q_len == 0 && window_open(se)) {
+		inflight_start(s, se, &d);
 		return;
 	}
 	if (queue_push(s, se, &d) < 0) {

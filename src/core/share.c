@@ -390,15 +390,15 @@ static uint64_t pick_start(struct shard *s, struct share_group *g, const struct 
 
 static void send_to(struct shard *s, int t, uint32_t id, unsigned hops, struct msg *m)
 {
-	struct spsc_item it = {.op = SHARD_OP_SHARED | (hops << 8), .arg = id, .ptr = msg_ref(m)};
+	struct spsc_item it = {.op = SHARD_OP_SHARED | (hops << 8), .arg = id};
 
 	if ((unsigned)t == s->id) {
-		msg_unref(m);
 		share_deliver(s, id, hops, m);
 		return;
 	}
-	if (shard_send(s, (unsigned)t, &it) < 0) {
-		msg_unref(m);
+	it.ptr = msg_keep(m);
+	if (!it.ptr || shard_send(s, (unsigned)t, &it) < 0) {
+		msg_unref(it.ptr);
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
 	}
 }
@@ -455,8 +455,12 @@ void share_deliver(struct shard *s, uint32_t id, unsigned hops_left, struct msg 
 		forward(s, id, hops_left, m);
 		return;
 	}
+	if (s->b->cfg->shared_subscription_strategy == SHARED_HASH_PUBLISHER) {
+		/* Same publisher, same member, while membership is unchanged. */
+		mb = &g->m[(hash_bytes(m->origin.ptr, m->origin.len) >> 16) % g->n];
+	}
 	/* Round robin over local members, preferring one that is online. */
-	for (uint32_t k = 0; k < g->n; k++) {
+	for (uint32_t k = 0; !mb && k < g->n; k++) {
 		struct share_member *c = &g->m[(g->rr + k) % g->n];
 		if (c->se->conn && c->se->conn->state == CONN_ACTIVE) {
 			mb = c;

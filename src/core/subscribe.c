@@ -53,7 +53,7 @@ static void retained_collect(void *ctx, struct msg *m)
 		r->v = v;
 		r->cap = cap;
 	}
-	r->v[r->n].m = msg_ref(m);
+	r->v[r->n].m = msg_ref(m); /* stored messages are heap messages */
 	r->v[r->n].qos = m->qos < r->qos ? m->qos : r->qos;
 	r->v[r->n].sub_id = r->sub_id;
 	r->n++;
