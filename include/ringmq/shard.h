@@ -28,6 +28,7 @@
 #include "ringmq/spsc.h"
 
 struct conn;
+struct msg;
 struct sess;
 struct trie;
 struct route;
@@ -96,6 +97,16 @@ struct shard {
 	struct share_local *shares;
 	uint64_t rng; /* xorshift state for random choices */
 	uint64_t match_gen;
+	/* Encode-once cache, valid only inside one publish_local() fan-out: the
+	 * QoS 0 PUBLISH bytes of one message for one (version, retain). */
+	struct {
+		bool on;
+		bool retain;
+		uint8_t version;
+		const struct msg *m;
+		uint8_t *buf;
+		uint32_t len, cap;
+	} enc;
 
 	/* Inbound rings: in[from] is written by shard `from` (lazily created). */
 	struct spsc *_Atomic *in;

@@ -70,12 +70,15 @@ void publish_local(struct shard *s, struct msg *m)
 	struct match_ctx mc = {.s = s, .m = m, .gen = ++s->match_gen};
 
 	trie_match(s->trie, m->topic.ptr, m->topic.len, match_one, &mc);
+	s->enc.on = mc.head && mc.head->match_next; /* worth it from two subscribers */
+	s->enc.m = NULL;
 	while (mc.head) {
 		struct sess *se = mc.head;
 		mc.head = se->match_next;
 		uint8_t qos = se->match_qos < m->qos ? se->match_qos : m->qos; /* [MQTT-3.8.4-6] */
 		sess_deliver(s, se, m, qos, se->match_retain, se->match_subids, se->match_nsubids);
 	}
+	s->enc.on = false;
 }
 
 void publish_route(struct shard *s, struct msg *m)

@@ -286,6 +286,42 @@ static uint16_t pid_next(struct sess *se)
 	return pid;
 }
 
+/* Fan-out of one QoS 0 message: the bytes are the same for every client of
+ * one protocol version without subscription ids or topic aliases, so they
+ * are encoded once (shard.h, enc) and copied.  Returns true if sent. */
+static bool send_cached(struct shard *s, struct conn *c, const struct deliv *d)
+{
+	uint8_t *out;
+
+	if (s->enc.m != d->m || s->enc.version != c->version || s->enc.retain != d->retain ||
+	    s->enc.len > c->packet_max_out)
+		return false;
+	out = conn_out(s, c, s->enc.len);
+	if (out) {
+		memcpy(out, s->enc.buf, s->enc.len);
+		conn_out_commit(s, c, s->enc.len);
+		atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
+	}
+	return true;
+}
+
+static void cache_store(struct shard *s, const struct conn *c, const struct deliv *d, const uint8_t *bytes,
+			uint32_t n)
+{
+	if (n > s->enc.cap) {
+		uint8_t *b = realloc(s->enc.buf, n);
+		if (!b)
+			return; /* no cache this time */
+		s->enc.buf = b;
+		s->enc.cap = n;
+	}
+	memcpy(s->enc.buf, bytes, n);
+	s->enc.len = n;
+	s->enc.m = d->m;
+	s->enc.version = c->version;
+	s->enc.retain = d->retain;
+}
+
 /* Send @d (QoS 0, or already in the inflight array) on the live connection. */
 /* Returns 0, -EMSGSIZE (dropped: too large for this client) or -ENOBUFS. */
 static int send_publish(struct shard *s, struct sess *se, const struct deliv *d, bool dup)
@@ -295,9 +331,12 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	struct mqtt_publish *p = &pkt.publish;
 	bool alias_new = false;
 	uint16_t alias = 0;
+	bool cacheable = s->enc.on && d->qos == 0 && d->nsubids == 0 && c->alias_out_max == 0;
 	size_t n;
 	uint8_t *out;
 
+	if (cacheable && send_cached(s, c, d))
+		return 0;
 	p->qos = d->qos;
 	p->dup = dup;
 	p->retain = d->retain;
@@ -335,6 +374,8 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	if (!out)
 		return -ENOBUFS;
 	RMQ_ASSERT(mqtt_encode(c->version, &pkt, out, n) == (int)n);
+	if (cacheable)
+		cache_store(s, c, d, out, (uint32_t)n);
 	conn_out_commit(s, c, (uint32_t)n);
 	if (alias_new)
 		conn_alias_commit(c, &d->m->topic, alias);

@@ -367,6 +367,7 @@ static void shard_teardown(struct shard *s)
 	net_bufring_free(&s->ring, &s->bufs);
 	free(s->conns);
 	free(s->free_slots);
+	free(s->enc.buf);
 }
 
 static void shard_begin_shutdown(struct shard *s)
