@@ -72,7 +72,9 @@ struct msg *msg_new(const struct mqtt_str *topic, const struct mqtt_str *payload
 		m->has_payload_format = true;
 		m->payload_format = props->payload_format;
 	}
-	if (has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY))
+	/* An interval of 0 is read as "no expiry": a message that may not
+	 * live at all would be dropped before any subscriber could get it. */
+	if ((has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY)) && props->message_expiry)
 		m->expiry_at_ms = now_ms + (uint64_t)props->message_expiry * 1000u;
 	(void)p;
 	return m;
@@ -109,7 +111,7 @@ bool msg_transient(struct msg *tm, const struct mqtt_str *topic, const struct mq
 		tm->has_payload_format = true;
 		tm->payload_format = props->payload_format;
 	}
-	if (has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY))
+	if ((has & MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY)) && props->message_expiry) /* 0: see msg_new */
 		tm->expiry_at_ms = now_ms + (uint64_t)props->message_expiry * 1000u;
 	return true;
 }
@@ -180,7 +182,10 @@ void msg_props(const struct msg *m, uint64_t now_ms, struct mqtt_props *p)
 	if (m->expiry_at_ms) {
 		uint64_t left = m->expiry_at_ms > now_ms ? m->expiry_at_ms - now_ms : 0;
 		p->present |= MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);
-		p->message_expiry = (uint32_t)((left + 999) / 1000);
+		/* Rounded up, and at least 1: an inflight message resent after its
+		 * expiry must still be delivered [MQTT-3.3.2-5], and 0 would read
+		 * as "already expired". */
+		p->message_expiry = left ? (uint32_t)((left + 999) / 1000) : 1;
 	}
 	if (m->has & MSG_HAS_CONTENT_TYPE) {
 		p->present |= MQTT_HAS(MQTT_PROP_CONTENT_TYPE);

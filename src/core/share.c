@@ -291,10 +291,14 @@ int share_join(struct shard *s, const uint8_t *group, size_t glen, const uint8_t
 	g = local_find_key(l, key, klen);
 	if (!g) {
 		r = registry_update(s->b->shares, key, klen, glen + 1, s->id, true, &id);
-		if (r == 0 && !(g = local_add(l, key, klen, id)))
-			r = -ENOMEM;
 		if (r < 0)
 			goto out;
+		if (!(g = local_add(l, key, klen, id))) {
+			/* undo: the registry must not name this shard without members */
+			(void)registry_update(s->b->shares, key, klen, glen + 1, s->id, false, &id);
+			r = -ENOMEM;
+			goto out;
+		}
 	}
 	for (uint32_t i = 0; i < g->n; i++) {
 		if (g->m[i].se == se) {
@@ -308,6 +312,11 @@ int share_join(struct shard *s, const uint8_t *group, size_t glen, const uint8_t
 		struct share_member *m = realloc(g->m, cap * sizeof(*m));
 		if (!m) {
 			r = -ENOMEM;
+			if (g->n == 0) { /* a group made just now: undo it */
+				(void)registry_update(s->b->shares, key, klen, glen + 1, s->id, false, &id);
+				free(g->key);
+				*g = l->g[--l->n];
+			}
 			goto out;
 		}
 		g->m = m;
