@@ -231,7 +231,6 @@ static void recv_data(struct shard *s, struct conn *c, const uint8_t *data, uint
 {
 	int r;
 
-	c->last_rx_ms = s->now_ms;
 	atomic_fetch_add_explicit(&s->stats.bytes_in, n, memory_order_relaxed);
 	if (c->in.len == 0) {
 		r = conn_frames(s, c, data, n);
@@ -539,6 +538,9 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 			return -1;
 		}
 		off += (uint32_t)r;
+		/* [MQTT-3.1.2-24] keep alive counts whole packets, not bytes: a
+		 * client dribbling one frame forever still times out */
+		c->last_rx_ms = s->now_ms;
 		atomic_fetch_add_explicit(&s->stats.msgs_in, pkt.type == MQTT_PUBLISH, memory_order_relaxed);
 		proto_dispatch(s, c, &pkt);
 	}
