@@ -10,13 +10,16 @@
  * the blocked signal mask, so no shard is ever interrupted by a signal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include "ringmq/auth.h"
 #include "ringmq/config.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
@@ -38,6 +41,10 @@ static void usage(FILE *f)
 		   "  -v, --verbose       log at debug level\n"
 		   "  -h, --help          show this help\n"
 		   "  -V, --version       show the version\n"
+		   "\n"
+		   "       ringmq passwd [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
+		   "  add or update USER in a password file ($7$ PBKDF2-SHA512, mosquitto format);\n"
+		   "  the password is read from standard input unless -b gives it\n"
 		   "\n"
 		   "Environment: RINGMQ_<DIRECTIVE>=value overrides any directive of the file,\n"
 		   "e.g. RINGMQ_SHARDS=4.  Command-line options override both.\n"
@@ -127,9 +134,21 @@ static int run(struct config *cfg)
 		log_error(NULL, "out of memory creating the broker");
 		return 1;
 	}
+	if (cfg->password_file[0]) {
+		struct auth_db *db = NULL;
+		char err[512];
+		if (auth_db_load(cfg->password_file, &db, err) < 0) {
+			log_error(NULL, "password_file: %s", err);
+			broker_free(b);
+			return 1;
+		}
+		b->auth = db;
+		log_info(NULL, "password_file %s: %zu users", cfg->password_file, auth_db_count(db));
+	}
 	r = broker_start(b);
 	if (r < 0) {
 		log_error(NULL, "start-up failed: %s", strerror(-r));
+		auth_db_free((struct auth_db *)(uintptr_t)b->auth);
 		broker_free(b);
 		return 1;
 	}
@@ -155,8 +174,90 @@ static int run(struct config *cfg)
 	}
 	log_info(NULL, "shutting down (signal %d)", sig);
 	broker_stop(b);
+	auth_db_free((struct auth_db *)(uintptr_t)b->auth);
 	broker_free(b);
 	log_info(NULL, "stopped");
+	return 0;
+}
+
+/*
+ * ringmq passwd [-b] [-I ITERATIONS] FILE USER [PASSWORD]: add or update
+ * USER in a mosquitto-format password file with a $7$ (PBKDF2-SHA512)
+ * entry.  Without -b the password is read from standard input (one line).
+ * The file is rewritten through a temporary file and rename(2), mode 0600.
+ */
+static int passwd_main(int argc, char **argv)
+{
+	unsigned long iter = AUTH_PBKDF2_ITERATIONS_DEFAULT;
+	char entry[512], pw[AUTH_PASSWORD_BYTES_MAX + 2], line[2048], tmp[4200];
+	const char *file, *user;
+	bool batch = false, found = false;
+	FILE *in, *out;
+	int o, fd;
+
+	optind = 1;
+	while ((o = getopt(argc, argv, "bI:")) != -1) {
+		if (o == 'b') {
+			batch = true;
+		} else if (o == 'I') {
+			char *end;
+			iter = strtoul(optarg, &end, 10);
+			if (*end || iter == 0 || iter > AUTH_PBKDF2_ITERATIONS_MAX) {
+				fprintf(stderr, "ringmq passwd: -I: expected 1..%u iterations\n",
+					AUTH_PBKDF2_ITERATIONS_MAX);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "usage: ringmq passwd [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n");
+			return 2;
+		}
+	}
+	if (argc - optind != (batch ? 3 : 2)) {
+		fprintf(stderr, "usage: ringmq passwd [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n");
+		return 2;
+	}
+	file = argv[optind];
+	user = argv[optind + 1];
+	if (!user[0] || strchr(user, ':') || strlen(user) > AUTH_USERNAME_BYTES_MAX) {
+		fprintf(stderr, "ringmq passwd: user names are 1..%u bytes without ':'\n", AUTH_USERNAME_BYTES_MAX);
+		return 2;
+	}
+	if (batch) {
+		snprintf(pw, sizeof(pw), "%s", argv[optind + 2]);
+	} else if (!fgets(pw, sizeof(pw), stdin)) {
+		fprintf(stderr, "ringmq passwd: no password on standard input\n");
+		return 2;
+	}
+	pw[strcspn(pw, "\r\n")] = '\0';
+	if (strlen(pw) > AUTH_PASSWORD_BYTES_MAX || auth_hash_new(pw, (unsigned)iter, entry, sizeof(entry)) < 0) {
+		fprintf(stderr, "ringmq passwd: cannot hash the password\n");
+		return 1;
+	}
+	explicit_bzero(pw, sizeof(pw));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !(out = fdopen(fd, "w"))) {
+		fprintf(stderr, "ringmq passwd: %s: %s\n", tmp, strerror(errno));
+		return 1;
+	}
+	in = fopen(file, "re");
+	while (in && fgets(line, sizeof(line), in)) {
+		size_t ul = strlen(user);
+		if (strncmp(line, user, ul) == 0 && line[ul] == ':') {
+			fprintf(out, "%s:%s\n", user, entry);
+			found = true;
+		} else {
+			fputs(line, out);
+		}
+	}
+	if (in)
+		fclose(in);
+	if (!found)
+		fprintf(out, "%s:%s\n", user, entry);
+	if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 || rename(tmp, file) != 0) {
+		fprintf(stderr, "ringmq passwd: writing %s: %s\n", file, strerror(errno));
+		return 1;
+	}
 	return 0;
 }
 
@@ -167,6 +268,8 @@ int main(int argc, char **argv)
 	char err[CONFIG_ERROR_BYTES] = "";
 	int r;
 
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc - 1, argv + 1);
 	r = parse_cli(argc, argv, &cli);
 	if (r != 0)
 		return r > 0 ? 0 : 2;

@@ -88,6 +88,7 @@ struct config {
 	unsigned shards; /* 0 = one per online CPU */
 
 	/* Access. */
+	char password_file[4096]; /* "" = none */
 	bool allow_anonymous;
 	bool allow_anonymous_set; /* given explicitly */
 

@@ -28,6 +28,7 @@
 
 #include "ringmq/mqtt.h"
 
+struct scram;
 struct shard;
 struct sess;
 
@@ -47,9 +48,10 @@ enum conn_op {
 
 enum conn_state {
 	CONN_NEW = 0, /* waiting for CONNECT */
-	CONN_ACTIVE = 1, /* CONNECT accepted */
-	CONN_FLUSHING = 2, /* last packets queued; close once sent */
-	CONN_CLOSING = 3, /* socket shut down; waiting for SQEs to drain */
+	CONN_AUTH = 1, /* CONNECT read, enhanced authentication (AUTH packets) in progress */
+	CONN_ACTIVE = 2, /* CONNECT accepted */
+	CONN_FLUSHING = 3, /* last packets queued; close once sent */
+	CONN_CLOSING = 4, /* socket shut down; waiting for SQEs to drain */
 };
 
 struct conn_buf {
@@ -73,6 +75,7 @@ struct conn {
 	bool in_dirty;
 	bool handed_off; /* socket given to another shard: do not close it */
 	bool publish_will; /* on close: publish the session's will */
+	bool final_packet; /* the closing DISCONNECT may pass max_output_bytes */
 	uint16_t ops; /* SQEs in flight */
 	uint8_t close_reason; /* MQTT 5 reason for the log / DISCONNECT */
 	struct conn *next_closing;
@@ -94,6 +97,8 @@ struct conn {
 	struct conn_alias *alias_out; /* open-addressing table, 2 x alias_out_max slots */
 	char peer[64];
 	const char *client_id; /* borrowed from sess, NULL before CONNECT */
+	struct scram *scram; /* CONN_AUTH: the exchange in progress (owned) */
+	uint32_t connect_len; /* CONN_AUTH: bytes of the CONNECT kept at in.data */
 };
 
 /* One server -> client topic alias (MQTT 5). */
@@ -148,6 +153,13 @@ void conn_close_after_flush(struct shard *s, struct conn *c);
 void conn_reap(struct shard *s);
 /** conn_sweep() - keepalive, CONNECT timeout and flush deadlines. */
 void conn_sweep(struct shard *s);
+
+/**
+ * conn_after_connect() - CONNECT (and any AUTH exchange) is done and the
+ * connection active: handle the bytes that followed, then receive with
+ * provided buffers.
+ */
+void conn_after_connect(struct shard *s, struct conn *c);
 
 /** conn_frames() - cut and handle every whole frame in @buf; returns bytes consumed or < 0 if closed. */
 int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t len);

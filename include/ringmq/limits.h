@@ -129,6 +129,22 @@
 /* $SYS publication interval, seconds (0 disables). Directive: sys_interval. */
 #define SYS_INTERVAL_S_DEFAULT 10u
 
+/* HTTP listener (/metrics, /healthz, /readyz; directive http_listener).
+ * A request is read up to the blank line after its headers; one larger
+ * than HTTP_REQUEST_BYTES_MAX gets 431 and is closed (a scraper's request
+ * is a few hundred bytes).  Reading the request and writing the answer
+ * each have HTTP_IO_TIMEOUT_MS in all, so a client that dribbles or stops
+ * reading holds the (single) HTTP thread that long at most, and never a
+ * shard.  Not configurable. */
+#define HTTP_REQUEST_BYTES_MAX 8192u
+#define HTTP_IO_TIMEOUT_MS 2000
+
+/* /healthz fails when a shard's loop has not turned for this long.  An idle
+ * shard turns at least every 100 ms (its wait has that timeout), so only a
+ * stuck or starved shard gets near it; long enough that a loaded host
+ * delaying a thread for a moment is not reported. */
+#define HTTP_HEALTH_STALL_MS 5000u
+
 _Static_assert(PACKET_BYTES_PRE_CONNECT_DEFAULT <= PACKET_BYTES_DEFAULT,
 	       "pre-CONNECT limit must not exceed the packet limit");
 _Static_assert(PACKET_BYTES_DEFAULT <= PACKET_BYTES_MAX,

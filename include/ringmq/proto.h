@@ -22,6 +22,7 @@ struct shard;
 struct conn;
 struct msg;
 struct handoff;
+struct mqtt_connect;
 
 /**
  * connect_first() - @c is new and its input holds at least one whole frame.
@@ -30,6 +31,37 @@ struct handoff;
  * and active, 1 when it was handed off or closed.
  */
 int connect_first(struct shard *s, struct conn *c);
+
+/**
+ * connect_accept_now() - every check passed (and any enhanced
+ * authentication succeeded): attach the session and send CONNACK, with
+ * @auth_data (the server's last SCRAM message) when not NULL.  Returns 0,
+ * or 1 when the connection was refused and is closing.
+ */
+int connect_accept_now(struct shard *s, struct conn *c, const struct mqtt_connect *k,
+		       const struct mqtt_str *auth_data);
+
+/** connect_accept() - connect_accept_now() with a generated client id @gen_id (or NULL). */
+int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k, const char *gen_id,
+		   const struct mqtt_str *auth_data);
+
+/** connect_connack() - queue a CONNACK (marks the connection active so it can be sent). */
+void connect_connack(struct shard *s, struct conn *c, uint8_t version, uint8_t reason, bool present,
+		     const struct mqtt_props *props);
+
+/**
+ * login_begin() - CONNECT carried an Authentication Method: start the
+ * exchange (SCRAM-SHA-512) or refuse.  Returns 0 while it goes on (state
+ * CONN_AUTH), 1 when refused and closing.
+ */
+int login_begin(struct shard *s, struct conn *c, const struct mqtt_connect *k);
+
+/**
+ * login_continue() - a whole packet follows the CONNECT in c->in during
+ * CONN_AUTH.  Returns 0 when the connection is active (or still
+ * authenticating), 1 when it was refused and is closing.
+ */
+int login_continue(struct shard *s, struct conn *c);
 
 /** connect_adopt() - a handed-off socket arrives at its home shard (takes @h). */
 void connect_adopt(struct shard *s, struct handoff *h);

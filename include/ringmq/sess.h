@@ -41,6 +41,7 @@ struct deliv {
 	uint8_t state; /* enum deliv_state */
 	bool retain;
 	uint8_t nsubids;
+	uint32_t share_id; /* shared group it came through, 0 = none */
 	uint32_t *subids; /* owned, nsubids entries */
 };
 
@@ -115,9 +116,11 @@ void sess_detach(struct shard *s, struct sess *se, bool publish_will);
 /**
  * sess_deliver() - one matching message for this session: send now if
  * online and inside the window, else queue (bounded; drops are counted).
+ * @share_id: the shared group it came through (0: none); if the session
+ * ends before the message is acknowledged, it goes to another member.
  */
 void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, bool retain,
-		  const uint32_t *subids, uint8_t nsubids);
+		  const uint32_t *subids, uint8_t nsubids, uint32_t share_id);
 
 /** sess_resume() - on (re)connect: resend inflight with DUP, then drain the queue. */
 void sess_resume(struct shard *s, struct sess *se);

@@ -26,6 +26,7 @@
 #include "ringmq/config.h"
 #include "ringmq/net.h"
 #include "ringmq/spsc.h"
+#include "ringmq/sys.h"
 
 struct conn;
 struct msg;
@@ -36,6 +37,7 @@ struct retain;
 struct broker;
 struct share_local;
 struct share_registry;
+struct auth_db;
 
 /* What crosses shards (spsc_item.op). */
 enum shard_op {
@@ -62,6 +64,18 @@ struct shard_backlog {
 	uint32_t head, len, cap;
 };
 
+/* Why a message was dropped (shard_stats.drops; every drop also counts in
+ * `dropped`). */
+enum shard_drop {
+	SHARD_DROP_QUEUE_FULL = 0, /* a session's queue at max_queued_messages / max_queued_bytes */
+	SHARD_DROP_OUTPUT_LIMIT = 1, /* a client that does not read: max_output_bytes */
+	SHARD_DROP_PACKET_SIZE = 2, /* over message_size_limit or the client's Maximum Packet Size */
+	SHARD_DROP_BACKLOG_FULL = 3, /* another shard's ring and backlog are full */
+	SHARD_DROP_NO_MEMBER = 4, /* a shared group lost its members while the message travelled */
+	SHARD_DROP_NO_MEMORY = 5, /* out of memory */
+	SHARD_DROP_CAUSES = 6,
+};
+
 /* Per-shard counters; written by the shard, read by stats with relaxed loads. */
 struct shard_stats {
 	_Atomic uint64_t conns;
@@ -71,6 +85,25 @@ struct shard_stats {
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t dropped;
 	_Atomic uint64_t subs; /* subscriptions held by this shard's sessions */
+	/* Observability (stats.h, docs/operations.md).  Each counter is
+	 * written only by its shard, where the event happens. */
+	_Atomic uint64_t pkts_in; /* MQTT packets received (whole frames), every type */
+	_Atomic uint64_t pkts_out; /* MQTT packets queued for sending, every type */
+	_Atomic uint64_t pub_bytes_in; /* PUBLISH payload bytes received */
+	_Atomic uint64_t pub_bytes_out; /* PUBLISH payload bytes queued for sending */
+	_Atomic uint64_t sockets; /* TCP connections accepted */
+	_Atomic uint64_t connects; /* CONNECTs accepted (a session attached) */
+	_Atomic uint64_t sessions; /* gauge: sessions whose home is this shard */
+	_Atomic uint64_t expired; /* sessions ended by their expiry */
+	_Atomic uint64_t shared_subs; /* gauge: shared subscriptions of this shard's sessions */
+	_Atomic uint64_t stored; /* gauge: messages queued or in flight for sessions */
+	_Atomic uint64_t stored_bytes; /* gauge: their payload bytes */
+	_Atomic uint64_t drops[SHARD_DROP_CAUSES]; /* dropped messages by cause */
+	_Atomic uint64_t backlog; /* gauge: items in the outbound backlogs */
+	_Atomic uint64_t wait_ns; /* time asleep waiting for completions */
+	_Atomic uint64_t turns; /* loop turns */
+	_Atomic uint64_t last_turn_ms; /* CLOCK_MONOTONIC of the latest loop turn (health) */
+	uint64_t wait_start_ns; /* the shard's own: when its current wait began */
 };
 
 struct shard {
@@ -130,6 +163,7 @@ struct broker {
 	struct route *route;
 	struct retain *retain;
 	struct share_registry *shares;
+	const struct auth_db *auth; /* password file, NULL = none; read-only */
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
 	_Atomic bool draining; /* any thread: SIGUSR1 sends clients elsewhere */
@@ -139,6 +173,11 @@ struct broker {
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	uint64_t start_ms;
+	/* Observability (stats.h). */
+	_Atomic int64_t clients_now; /* any thread: sessions with a live connection */
+	_Atomic int64_t clients_max; /* any thread: the highest clients_now seen */
+	_Atomic uint64_t heap_max; /* any thread: the highest heap figure sampled */
+	struct sys_state sys; /* shard 0 only: $SYS load averages (sys.h) */
 };
 
 /** broker_new() - allocate the broker for @cfg (not started). NULL on ENOMEM. */

@@ -36,6 +36,9 @@ struct msg;
 struct share_registry;
 struct share_local;
 
+/* Forwards of one message when a shard's members left meanwhile. */
+#define SHARE_HOPS_MAX 2u
+
 struct share_registry *share_registry_new(void);
 struct share_registry *share_registry_free(struct share_registry *r);
 

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ringmq/auth.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
 #include "ringmq/proto.h"
@@ -118,6 +119,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	free(c->in.data);
 	free(c->out[0].data);
 	free(c->out[1].data);
+	scram_free(c->scram);
 	s->conns[c->slot] = NULL;
 	s->free_slots[s->free_count++] = c->slot;
 	s->conn_count--;
@@ -165,14 +167,14 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_armed || (c->state != CONN_NEW && c->state != CONN_ACTIVE))
+	if (c->recv_armed || c->state > CONN_ACTIVE)
 		return;
-	if (c->state == CONN_NEW && in_reserve(c, c->in.len + IN_BYTES_INITIAL / 2) < 0) {
+	if (c->state < CONN_ACTIVE && in_reserve(c, c->in.len + IN_BYTES_INITIAL / 2) < 0) {
 		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
 		return;
 	}
 	sqe = sqe_get(s);
-	if (c->state == CONN_NEW) {
+	if (c->state < CONN_ACTIVE) {
 		io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 		io_uring_sqe_set_data64(sqe, UD_PACK(OP_RECV_FIRST, c->gen, c->slot));
 	} else {
@@ -185,19 +187,23 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 	c->ops++;
 }
 
-/* Before CONNECT: grow the buffer to what the frame header announces. */
+/* Before CONNECT is accepted: wait for a whole frame - the CONNECT, or in
+ * CONN_AUTH the next AUTH after it - then hand it to connect.c / login.c. */
 static void recv_first_done(struct shard *s, struct conn *c, int res)
 {
 	const struct config *cfg = s->b->cfg;
 	struct mqtt_frame f;
 	uint8_t reason;
+	uint32_t at;
 	int r;
 
 	c->in.len += (uint32_t)res;
-	r = mqtt_frame_cut(c->in.data, c->in.len, cfg->connect_packet_size_max, &f, &reason);
+	at = c->state == CONN_AUTH ? c->in.off : 0;
+	r = mqtt_frame_cut(c->in.data + at, c->in.len - at, cfg->connect_packet_size_max, &f, &reason);
 	if (r < 0) {
 		conn_close(s, c, reason, false,
-			   r == -EMSGSIZE ? "first packet exceeds connect_packet_size_max" : "malformed first packet");
+			   r == -EMSGSIZE ? "packet before CONNACK exceeds connect_packet_size_max"
+					  : "malformed packet before CONNACK");
 		return;
 	}
 	if (r == 0) {
@@ -207,9 +213,20 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 		conn_arm_recv(s, c);
 		return;
 	}
-	if (connect_first(s, c) != 0)
+	if ((c->state == CONN_NEW ? connect_first(s, c) : login_continue(s, c)) != 0)
 		return;
-	/* Accepted here: bytes after CONNECT are ordinary frames. */
+	if (c->state == CONN_AUTH) {
+		conn_arm_recv(s, c); /* the exchange goes on */
+		return;
+	}
+	conn_after_connect(s, c);
+}
+
+void conn_after_connect(struct shard *s, struct conn *c)
+{
+	int r;
+
+	/* Accepted: bytes after the CONNECT (and AUTH) packets are ordinary frames. */
 	if (c->in.off < c->in.len) {
 		r = conn_frames(s, c, c->in.data + c->in.off, c->in.len - c->in.off);
 		if (r < 0)
@@ -266,7 +283,7 @@ void conn_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 		if (res > 0 && c->state == CONN_ACTIVE)
 			recv_data(s, c, net_bufring_ptr(&s->bufs, bid), (uint32_t)res);
 		net_bufring_put(&s->bufs, bid);
-	} else if (res > 0 && c->state == CONN_NEW) {
+	} else if (res > 0 && c->state < CONN_ACTIVE) {
 		c->last_rx_ms = s->now_ms;
 		recv_first_done(s, c, res);
 		return;
@@ -371,9 +388,10 @@ uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
 
 	if (c->state == CONN_CLOSING)
 		return NULL;
-	if (pending + n > s->b->cfg->max_output_bytes) {
+	if (pending + n > s->b->cfg->max_output_bytes && !c->final_packet) {
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, false, "client does not read: output limit reached");
+		/* v5 is told why (the DISCONNECT may pass the limit: it is the last packet) */
+		conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, true, "client does not read: output limit reached");
 		return NULL;
 	}
 	if (o->len + n > o->cap) {
@@ -444,6 +462,7 @@ void conn_close(struct shard *s, struct conn *c, uint8_t reason, bool notify, co
 			d.disconnect.props.server_reference.ptr = (const uint8_t *)ref;
 			d.disconnect.props.server_reference.len = (uint32_t)strlen(ref);
 		}
+		c->final_packet = true;
 		(void)conn_send_packet(s, c, &d); /* if it cannot be queued, the close goes on */
 	}
 	conn_close_after_flush(s, c);
@@ -492,7 +511,7 @@ void conn_sweep(struct shard *s)
 		struct conn *c = s->conns[i];
 		if (!c)
 			continue;
-		if (c->state == CONN_NEW && s->now_ms - c->accepted_ms > (uint64_t)cfg->connect_timeout_s * 1000u) {
+		if (c->state < CONN_ACTIVE && s->now_ms - c->accepted_ms > (uint64_t)cfg->connect_timeout_s * 1000u) {
 			conn_close(s, c, MQTT_RC_MAX_CONNECT_TIME, false, "no CONNECT within connect_timeout");
 		} else if (c->state == CONN_ACTIVE && c->keepalive_ms &&
 			   s->now_ms - c->last_rx_ms > (uint64_t)c->keepalive_ms * 3 / 2) {
@@ -509,7 +528,7 @@ void conn_sweep(struct shard *s)
 
 static uint32_t packet_limit(const struct shard *s, const struct conn *c)
 {
-	return c->state == CONN_NEW ? s->b->cfg->connect_packet_size_max : s->b->cfg->max_packet_size;
+	return c->state < CONN_ACTIVE ? s->b->cfg->connect_packet_size_max : s->b->cfg->max_packet_size;
 }
 
 int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t len)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ringmq/auth.h"
 #include "ringmq/conn.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
@@ -44,7 +45,7 @@ static uint8_t peek_level(const uint8_t *p, uint32_t len)
 	return i < len ? p[i] : 0;
 }
 
-static void send_connack(struct shard *s, struct conn *c, uint8_t version, uint8_t reason, bool present,
+void connect_connack(struct shard *s, struct conn *c, uint8_t version, uint8_t reason, bool present,
 			 const struct mqtt_props *props)
 {
 	struct mqtt_packet pkt = {.type = MQTT_CONNACK};
@@ -53,6 +54,11 @@ static void send_connack(struct shard *s, struct conn *c, uint8_t version, uint8
 	pkt.connack.reason = reason;
 	if (props)
 		pkt.connack.props = *props;
+	if (version == MQTT_V5 && mqtt_encoded_len(version, &pkt) > c->packet_max_out) {
+		/* [MQTT-3.2.2-19/20] reason string and user properties are the first to go */
+		pkt.connack.props.present &= ~(MQTT_HAS(MQTT_PROP_REASON_STRING) | MQTT_HAS(MQTT_PROP_USER));
+		pkt.connack.props.user.len = 0;
+	}
 	c->version = version;
 	c->state = CONN_ACTIVE; /* so the packet can be queued */
 	(void)conn_send_packet(s, c, &pkt); /* if it cannot be queued the connection closes */
@@ -63,7 +69,7 @@ static void refuse(struct shard *s, struct conn *c, uint8_t version, uint8_t v5_
 		   const char *why)
 {
 	log_info(NULL, "connection from %s refused: %s", c->peer, why);
-	send_connack(s, c, version, version == MQTT_V5 ? v5_reason : v3_code, false, NULL);
+	connect_connack(s, c, version, version == MQTT_V5 ? v5_reason : v3_code, false, NULL);
 	conn_close_after_flush(s, c);
 }
 
@@ -127,20 +133,41 @@ void connect_adopt(struct shard *s, struct handoff *h)
 	free(h);
 	if (connect_first(s, c) != 0)
 		return;
-	if (c->in.off < c->in.len) {
-		int r = conn_frames(s, c, c->in.data + c->in.off, c->in.len - c->in.off);
-		if (r < 0)
-			return;
-		c->in.off += (uint32_t)r;
+	if (c->state == CONN_AUTH)
+		conn_arm_recv(s, c); /* enhanced authentication goes on */
+	else
+		conn_after_connect(s, c);
+}
+
+/* Username and password of a plain CONNECT.  Returns 0 or refuses and returns 1. */
+static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_connect *k)
+{
+	const struct config *cfg = s->b->cfg;
+	uint8_t v = k->version;
+
+	if (!k->has_username) {
+		if (cfg->allow_anonymous)
+			return 0;
+		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous access is not allowed");
+		return 1;
 	}
-	memmove(c->in.data, c->in.data + c->in.off, c->in.len - c->in.off);
-	c->in.len -= c->in.off;
-	c->in.off = 0;
-	if (c->in.len == 0) {
-		free(c->in.data); /* from now on bytes arrive in provided buffers */
-		c->in = (struct conn_buf){0};
+	if (!s->b->auth) {
+		if (cfg->allow_anonymous)
+			return 0; /* no password file: a username is only a label, as in mosquitto */
+		refuse(s, c, v, MQTT_RC_BAD_USER_OR_PASSWORD, MQTT_V3_BAD_USER_OR_PASSWORD,
+		       "username given but no password_file is configured");
+		return 1;
 	}
-	conn_arm_recv(s, c);
+	if (!k->has_password || auth_check_password(s->b->auth, k->username.ptr, k->username.len, k->password.ptr,
+						    k->password.len) < 0) {
+		log_info(NULL, "connection from %s refused: bad username or password for '%.*s'", c->peer,
+			 (int)(k->username.len > 64 ? 64 : k->username.len), (const char *)k->username.ptr);
+		connect_connack(s, c, v, v == MQTT_V5 ? MQTT_RC_BAD_USER_OR_PASSWORD : MQTT_V3_BAD_USER_OR_PASSWORD,
+			     false, NULL);
+		conn_close_after_flush(s, c);
+		return 1;
+	}
+	return 0;
 }
 
 /* Validate what the codec cannot (configuration-dependent rules).  Returns
@@ -170,23 +197,14 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 			p.server_reference.len = (uint32_t)strlen(cfg->server_reference);
 		}
 		uint8_t rc = cfg->drain_server_moved ? MQTT_RC_SERVER_MOVED : MQTT_RC_USE_ANOTHER_SERVER;
-		send_connack(s, c, v, v == MQTT_V5 ? rc : MQTT_V3_SERVER_UNAVAILABLE, false, v == MQTT_V5 ? &p : NULL);
+		connect_connack(s, c, v, v == MQTT_V5 ? rc : MQTT_V3_SERVER_UNAVAILABLE, false,
+				v == MQTT_V5 ? &p : NULL);
 		conn_close_after_flush(s, c);
 		return 1;
 	}
-	if (!k->has_username && !cfg->allow_anonymous) {
-		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous access is not allowed");
+	/* With an Authentication Method, login.c authenticates instead. */
+	if (!(v == MQTT_V5 && (k->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) && credentials_check(s, c, k))
 		return 1;
-	}
-	if (k->has_username && !cfg->allow_anonymous) {
-		/* No password file support yet: nobody can authenticate. */
-		refuse(s, c, v, MQTT_RC_BAD_USER_OR_PASSWORD, MQTT_V3_BAD_USER_OR_PASSWORD, "no password database");
-		return 1;
-	}
-	if (v == MQTT_V5 && (k->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) {
-		refuse(s, c, v, MQTT_RC_BAD_AUTH_METHOD, 0, "enhanced authentication is not supported");
-		return 1;
-	}
 	if (k->will) {
 		if (topic_name_check(k->will_topic.ptr, k->will_topic.len, cfg->max_topic_levels) < 0 ||
 		    k->will_topic.len > cfg->max_topic_length) {
@@ -299,7 +317,8 @@ static struct sess *session_take(struct shard *s, const struct mqtt_connect *k, 
 	return sess_new(s, id, id_len, k->version);
 }
 
-static int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k, const char *gen_id)
+int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k, const char *gen_id,
+		   const struct mqtt_str *auth_data)
 {
 	const struct config *cfg = s->b->cfg;
 	const uint8_t *id = gen_id ? (const uint8_t *)gen_id : k->client_id.ptr;
@@ -349,7 +368,13 @@ static int connect_accept(struct shard *s, struct conn *c, const struct mqtt_con
 	c->sess = se;
 	c->publish_will = true; /* every close but a normal DISCONNECT publishes the will */
 	c->client_id = se->client_id;
-	send_connack(s, c, k->version, 0, present, k->version == MQTT_V5 ? &props : NULL);
+	if (auth_data) {
+		/* [MQTT-4.12.0-?] CONNACK ends the exchange with the method and the server's last word */
+		props.present |= MQTT_HAS(MQTT_PROP_AUTH_METHOD) | MQTT_HAS(MQTT_PROP_AUTH_DATA);
+		props.auth_method = k->props.auth_method;
+		props.auth_data = *auth_data;
+	}
+	connect_connack(s, c, k->version, 0, present, k->version == MQTT_V5 ? &props : NULL);
 	log_info(se->client_id, "connected from %s: MQTT %s, keep alive %us, clean %d, session present %d", c->peer,
 		 k->version == MQTT_V5 ? "5.0" : k->version == MQTT_V311 ? "3.1.1" : "3.1", k->keepalive, k->clean,
 		 present);
@@ -360,7 +385,6 @@ static int connect_accept(struct shard *s, struct conn *c, const struct mqtt_con
 
 int connect_first(struct shard *s, struct conn *c)
 {
-	char gen_id[GENERATED_ID_BYTES];
 	struct mqtt_frame f;
 	struct mqtt_packet pkt;
 	uint8_t reason = 0, level;
@@ -390,14 +414,30 @@ int connect_first(struct shard *s, struct conn *c)
 		return 1;
 	}
 	c->in.off = (uint32_t)r;
+	c->connect_len = (uint32_t)r;
+	if (pkt.connect.version == MQTT_V5 && (pkt.connect.props.present & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE)))
+		c->packet_max_out = pkt.connect.props.max_packet_size; /* refusals respect it too */
+	/* The home shard checks and authenticates: the session, its take-over
+	 * and any AUTH exchange then stay on one thread. */
+	if (pkt.connect.client_id.len) {
+		home = shard_home(s->b, pkt.connect.client_id.ptr, pkt.connect.client_id.len);
+		if (home != s->id)
+			return handoff(s, c, home);
+	}
 	if (connect_check(s, c, &pkt.connect))
 		return 1;
-	if (pkt.connect.client_id.len == 0) {
-		generate_id(s, gen_id);
-		return connect_accept(s, c, &pkt.connect, gen_id);
+	if (pkt.connect.version == MQTT_V5 && (pkt.connect.props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
+		return login_begin(s, c, &pkt.connect);
+	return connect_accept_now(s, c, &pkt.connect, NULL);
+}
+
+int connect_accept_now(struct shard *s, struct conn *c, const struct mqtt_connect *k, const struct mqtt_str *auth_data)
+{
+	char gen_id[GENERATED_ID_BYTES];
+
+	if (k->client_id.len == 0) {
+		generate_id(s, gen_id); /* hashes to this shard: no hand-off */
+		return connect_accept(s, c, k, gen_id, auth_data);
 	}
-	home = shard_home(s->b, pkt.connect.client_id.ptr, pkt.connect.client_id.len);
-	if (home != s->id)
-		return handoff(s, c, home);
-	return connect_accept(s, c, &pkt.connect, NULL);
+	return connect_accept(s, c, k, NULL, auth_data);
 }

@@ -76,7 +76,7 @@ void publish_local(struct shard *s, struct msg *m)
 		struct sess *se = mc.head;
 		mc.head = se->match_next;
 		uint8_t qos = se->match_qos < m->qos ? se->match_qos : m->qos; /* [MQTT-3.8.4-6] */
-		sess_deliver(s, se, m, qos, se->match_retain, se->match_subids, se->match_nsubids);
+		sess_deliver(s, se, m, qos, se->match_retain, se->match_subids, se->match_nsubids, 0);
 	}
 	s->enc.on = false;
 }

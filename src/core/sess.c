@@ -156,7 +156,17 @@ void sess_unsubscribe(struct shard *s, struct sess *se, const uint8_t *f, size_t
 	}
 }
 
-static void sess_free(struct shard *s, struct sess *se)
+/* A message that reached this session through a shared group and was not
+ * delivered goes to another member when the session ends (the session has
+ * already left its groups): QoS 1 in flight, and anything still queued. */
+static void deliv_end(struct shard *s, struct deliv *d, bool redeliver)
+{
+	if (redeliver && d->share_id && d->qos > 0 && d->m)
+		share_deliver(s, d->share_id, SHARE_HOPS_MAX, d->m);
+	deliv_done(d);
+}
+
+static void sess_free(struct shard *s, struct sess *se, bool redeliver)
 {
 	for (uint32_t i = 0; i < se->sub_count; i++) {
 		sess_unsubscribe(s, se, se->subs[i].filter, se->subs[i].len);
@@ -164,10 +174,11 @@ static void sess_free(struct shard *s, struct sess *se)
 	}
 	free(se->subs);
 	for (uint32_t i = 0; i < se->inflight_count; i++)
-		deliv_done(&se->inflight[i]);
+		/* [MQTT-4.8.2-5] a QoS 2 message whose delivery started stays with this member */
+		deliv_end(s, &se->inflight[i], redeliver && se->inflight[i].qos == 1);
 	free(se->inflight);
 	for (uint32_t i = 0; i < se->q_len; i++)
-		deliv_done(&se->queue[(se->q_head + i) % se->q_cap]);
+		deliv_end(s, &se->queue[(se->q_head + i) % se->q_cap], redeliver);
 	free(se->queue);
 	free(se->qos2_in);
 	msg_unref(se->will);
@@ -183,7 +194,7 @@ struct sess_table *sess_table_free(struct shard *s, struct sess_table *t)
 		while (t->buckets[i]) {
 			struct sess *se = t->buckets[i];
 			t->buckets[i] = se->hnext;
-			sess_free(s, se);
+			sess_free(s, se, false); /* shutting down: no other member to give them to */
 		}
 	}
 	free(t->buckets);
@@ -212,7 +223,7 @@ void sess_end(struct shard *s, struct sess *se)
 	RMQ_ASSERT(se->conn == NULL);
 	sess_publish_will(s, se); /* a will still pending is sent when the session ends */
 	table_unlink(s->sessions, se);
-	sess_free(s, se);
+	sess_free(s, se, true);
 }
 
 void sess_detach(struct shard *s, struct sess *se, bool publish_will)
@@ -443,11 +454,11 @@ void sess_pump(struct shard *s, struct sess *se)
 }
 
 void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, bool retain,
-		  const uint32_t *subids, uint8_t nsubids)
+		  const uint32_t *subids, uint8_t nsubids, uint32_t share_id)
 {
 	const struct config *cfg = s->b->cfg;
 	bool online = se->conn && se->conn->state == CONN_ACTIVE;
-	struct deliv d = {.qos = qos, .retain = retain};
+	struct deliv d = {.qos = qos, .retain = retain, .share_id = share_id};
 
 	RMQ_ASSERT(se->owner_shard == s->id);
 	if (msg_expired(m, s->now_ms))

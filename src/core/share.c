@@ -361,7 +361,6 @@ int share_leave(struct shard *s, const uint8_t *group, size_t glen, const uint8_
 
 /* ------------------------------------------------------------- messages */
 
-#define SHARE_HOPS_MAX 2u /* forwards of one message when a shard's members left meanwhile */
 
 static uint64_t rng_next(struct shard *s)
 {
@@ -482,5 +481,6 @@ void share_deliver(struct shard *s, uint32_t id, unsigned hops_left, struct msg 
 		g->rr = (g->rr + 1) % g->n;
 	}
 	qos = (mb->options & SUB_OPT_QOS) < m->qos ? (mb->options & SUB_OPT_QOS) : m->qos;
-	sess_deliver(s, mb->se, m, qos, (mb->options & SUB_OPT_RAP) && m->retain, &mb->sub_id, mb->sub_id ? 1 : 0);
+	sess_deliver(s, mb->se, m, qos, (mb->options & SUB_OPT_RAP) && m->retain, &mb->sub_id, mb->sub_id ? 1 : 0,
+		     id);
 }

@@ -182,7 +182,7 @@ void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *
 	for (uint32_t i = 0; i < ret.n; i++) {
 		if (c->sess)
 			sess_deliver(s, c->sess, ret.v[i].m, ret.v[i].qos, true, &ret.v[i].sub_id,
-				     ret.v[i].sub_id ? 1 : 0);
+				     ret.v[i].sub_id ? 1 : 0, 0);
 		msg_unref(ret.v[i].m);
 	}
 	free(ret.v);

@@ -445,3 +445,24 @@ ReportHook(POST_FINI)(struct criterion_test_stats *stats)
 		}
 	}
 }
+
+/* ------------------------------------------------------------------------
+ * Resource use
+ * ---------------------------------------------------------------------- */
+
+long broker_rss_kb(const struct broker *b)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+	f = fopen(path, "r");
+	cr_assert(f, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	cr_assert(kb >= 0, "no VmRSS in %s", path);
+	return kb;
+}

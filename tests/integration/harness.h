@@ -97,4 +97,10 @@ bool broker_log_wait(const struct broker *b, const char *needle, int timeout_ms)
 /** harness_now_ms() - a monotonic clock in milliseconds. */
 int64_t harness_now_ms(void);
 
+/**
+ * broker_rss_kb() - the broker's resident set size (VmRSS of
+ * /proc/PID/status) in KiB; fails the test when it cannot be read.
+ */
+long broker_rss_kb(const struct broker *b);
+
 #endif

@@ -643,3 +643,150 @@ void tc_receive_many(struct tclient *c, const char *topic, const char *const *pa
 		got++;
 	}
 }
+
+/* ------------------------------------------------------------------------
+ * Hostile clients and the witness
+ * ---------------------------------------------------------------------- */
+
+struct tclient *tc_open_sized(const struct broker *b, uint8_t version, const char *name, int rcvbuf, int sndbuf)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(b->port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct tclient *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	cr_assert(c);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(c->fd >= 0, "socket: %s", strerror(errno));
+	/* Before connect(2): the window scale is fixed by the SYN. */
+	if (rcvbuf > 0)
+		cr_assert(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0, "SO_RCVBUF: %s",
+			  strerror(errno));
+	if (sndbuf > 0)
+		cr_assert(setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0, "SO_SNDBUF: %s",
+			  strerror(errno));
+	cr_assert(connect(c->fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect to port %u: %s", b->port,
+		  strerror(errno));
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* latency only */
+	c->version = version;
+	c->next_id = 1;
+	c->disconnect_reason = -1;
+	snprintf(c->name, sizeof(c->name), "%s", name && *name ? name : "(no id)");
+	c->rx_cap = RX_BYTES_MIN;
+	c->rx = malloc(c->rx_cap);
+	cr_assert(c->rx);
+	return c;
+}
+
+int tc_send_chunked(struct tclient *c, const void *buf, size_t len, size_t chunk)
+{
+	const uint8_t *p = buf;
+
+	cr_assert(chunk > 0);
+	while (len > 0) {
+		size_t n = len < chunk ? len : chunk;
+		int r = tc_send_raw(c, p, n);
+
+		if (r < 0)
+			return r;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+uint8_t *tc_frame_alloc(uint8_t first_byte, const void *body, size_t body_len, size_t *ret_len)
+{
+	uint8_t *buf = malloc(body_len + 5);
+	size_t n = 0;
+	uint32_t v = (uint32_t)body_len;
+
+	cr_assert(buf);
+	cr_assert(body_len <= 268435455u, "Remaining Length %zu beyond the protocol's maximum", body_len);
+	buf[n++] = first_byte;
+	do {
+		uint8_t byte = v & 0x7f;
+
+		v >>= 7;
+		buf[n++] = (uint8_t)(byte | (v ? 0x80 : 0));
+	} while (v);
+	if (body_len)
+		memcpy(buf + n, body, body_len);
+	*ret_len = n + body_len;
+	return buf;
+}
+
+bool tc_drain_until_closed(struct tclient *c, int timeout_ms, uint64_t *ret_bytes)
+{
+	int64_t deadline = harness_now_ms() + timeout_ms;
+	uint64_t total = 0;
+	uint8_t sink[65536];
+	bool closed = false;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		int64_t left = deadline - harness_now_ms();
+		ssize_t n;
+		int r;
+
+		if (left <= 0)
+			break;
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		cr_assert(r >= 0, "poll: %s", strerror(errno));
+		if (r == 0)
+			break;
+		n = recv(c->fd, sink, sizeof(sink), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			closed = true;
+			break;
+		}
+		total += (uint64_t)n;
+	}
+	c->rx_len = 0;
+	c->rx_frame = 0;
+	if (ret_bytes)
+		*ret_bytes = total;
+	return closed;
+}
+
+void tc_witness_start(struct tc_witness *w, const struct broker *b, const char *name)
+{
+	char id[64];
+	struct mqtt_packet p, ack;
+
+	memset(w, 0, sizeof(*w));
+	snprintf(w->topic, sizeof(w->topic), "witness/%s", name);
+	for (int i = 0; i < 2; i++) {
+		snprintf(id, sizeof(id), "witness-%s-%s", i ? "pub" : "sub", name);
+		p = tc_connect_packet(MQTT_V311, id);
+		p.connect.keepalive = 0; /* never times out, however long the attack */
+		if (i)
+			w->pub = tc_connect_with(b, &p, &ack);
+		else
+			w->sub = tc_connect_with(b, &p, &ack);
+		cr_assert(ack.connack.reason == 0, "witness %s refused: %s", id, tc_describe(&ack));
+	}
+	tc_subscribe(w->sub, w->topic, 1);
+	tc_witness_check(w);
+}
+
+void tc_witness_check(struct tc_witness *w)
+{
+	char payload[32];
+
+	snprintf(payload, sizeof(payload), "witness %u", w->seq++);
+	tc_publish(w->pub, w->topic, payload, 1, false);
+	tc_receive_qos(w->sub, w->topic, payload, 1);
+}
+
+void tc_witness_stop(struct tc_witness *w)
+{
+	tc_witness_check(w);
+	tc_disconnect(w->pub);
+	tc_disconnect(w->sub);
+	w->pub = w->sub = NULL;
+}

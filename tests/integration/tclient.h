@@ -234,4 +234,61 @@ void tc_receive_qos(struct tclient *c, const char *topic, const char *payload, u
 void tc_receive_many(struct tclient *c, const char *topic, const char *const *payloads, const uint8_t *qos,
 		     unsigned n);
 
+/* ---- Hostile clients and the well-behaved witness (18_hostile and later) ---- */
+
+/**
+ * tc_open_sized() - tc_open() with SO_RCVBUF @rcvbuf and SO_SNDBUF @sndbuf
+ * set before connect(2), so the TCP window is small from the first
+ * segment (0 leaves a size as the kernel chooses).  Tiny buffers force the
+ * broker into short sends and short receives.
+ */
+struct tclient *tc_open_sized(const struct broker *b, uint8_t version, const char *name, int rcvbuf, int sndbuf);
+
+/**
+ * tc_send_chunked() - write @len bytes in pieces of @chunk bytes, one
+ * send(2) each (TCP_NODELAY is on, so each piece tends to leave as its own
+ * segment and reach the broker as its own receive).  Returns as
+ * tc_send_raw().
+ */
+int tc_send_chunked(struct tclient *c, const void *buf, size_t len, size_t chunk);
+
+/**
+ * tc_frame_alloc() - a whole packet in a fresh heap buffer: @first_byte,
+ * the Remaining Length of @body_len and @body.  For packets larger than
+ * struct tc_bytes holds (65,535-byte topics, thousands of properties).
+ * *@ret_len is the packet's length; the caller frees the buffer.
+ */
+uint8_t *tc_frame_alloc(uint8_t first_byte, const void *body, size_t body_len, size_t *ret_len);
+
+/**
+ * tc_drain_until_closed() - read and discard everything until the broker
+ * closes the connection (end of file or reset) within @timeout_ms.  For a
+ * client that deliberately did not read: what it missed is not decoded.
+ * Returns true on a close, false on timeout; *@ret_bytes (may be NULL)
+ * gets the bytes discarded.
+ */
+bool tc_drain_until_closed(struct tclient *c, int timeout_ms, uint64_t *ret_bytes);
+
+/*
+ * The witness: a well-behaved publisher and subscriber (MQTT 3.1.1, keep
+ * alive 0, QoS 1) on the broker under attack.  Every hostile test calls
+ * tc_witness_check() while and after it attacks: the round trip must
+ * complete within TC_WAIT_MS, so a broker that crashed, stalled a shard or
+ * starved other clients fails the test there.
+ */
+struct tc_witness {
+	struct tclient *pub, *sub;
+	unsigned seq;
+	char topic[64];
+};
+
+/** tc_witness_start() - connect the pair, subscribe, one round trip. */
+void tc_witness_start(struct tc_witness *w, const struct broker *b, const char *name);
+
+/** tc_witness_check() - one QoS 1 message from pub to sub, in order, acknowledged. */
+void tc_witness_check(struct tc_witness *w);
+
+/** tc_witness_stop() - a last round trip, then DISCONNECT both. */
+void tc_witness_stop(struct tc_witness *w);
+
 #endif

@@ -526,7 +526,7 @@ Test(config, unknown_directive_is_an_error)
 Test(config, unimplemented_mosquitto_directives_say_not_supported)
 {
 	static const char *const lines[] = {
-		"password_file /etc/mosquitto/passwd", "acl_file /etc/acl", "include_dir /etc/conf.d",
+		"psk_file /etc/mosquitto/psk", "acl_file /etc/acl", "include_dir /etc/conf.d",
 		"certfile /etc/cert.pem", "connection bridge-01", "user mosquitto", "autosave_interval 1800",
 	};
 	char message[CONFIG_ERROR_BYTES];
@@ -896,14 +896,24 @@ Test(config, environment_lower_case_variable_is_an_error)
 
 Test(config, environment_unsupported_directive_is_an_error)
 {
-	char *const envp[] = {"RINGMQ_PASSWORD_FILE=/etc/pw", NULL};
+	char *const envp[] = {"RINGMQ_ACL_FILE=/etc/acl", NULL};
 	char err[CONFIG_ERROR_BYTES] = "";
 	struct config c;
 
 	config_init(&c);
 	cr_assert_eq(config_apply_env(&c, envp, err), -EINVAL);
-	cr_assert_str_eq(err, "environment:RINGMQ_PASSWORD_FILE: password_file: not supported: ringmq does not "
+	cr_assert_str_eq(err, "environment:RINGMQ_ACL_FILE: acl_file: not supported: ringmq does not "
 			      "implement this mosquitto directive yet (see docs/configuration.md)");
+}
+
+Test(config, password_file_takes_a_path)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(config_parse_line(&c, "password_file /etc/ringmq/passwd file", "f", 1, err), 0, "%s", err);
+	cr_assert_str_eq(c.password_file, "/etc/ringmq/passwd file");
 }
 
 Test(config, environment_without_ringmq_variables_changes_nothing)
