@@ -105,11 +105,13 @@ static int set_max_connections(struct config *c, const struct directive *d, stru
 static int set_expiration(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_type(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_dest(struct config *c, const struct directive *d, struct parse *p);
+static int set_http_listener(struct config *c, const struct directive *d, struct parse *p);
 static int set_unsupported(struct config *c, const struct directive *d, struct parse *p);
 
 static const char *const protocol_words[] = {"mqtt", "websockets", NULL};
 static const char *const durability_words[] = {"sync", "batch", "none", NULL};
 static const char *const log_level_words[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_format_words[] = {"text", "json", NULL};
 static const char *const shared_words[] = {"round_robin", "random", "hash_publisher", NULL};
 
 #define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
@@ -176,6 +178,8 @@ static const struct directive directives[] = {
 	UINT("recv_buffers", recv_buffers, 1, CONFIG_RECV_BUFFERS_MAX, D_POW2),
 	UINT("recv_buffer_size", recv_buffer_size, CONFIG_RECV_BUFFER_BYTES_MIN, CONFIG_RECV_BUFFER_BYTES_MAX, 0),
 	ENUM("log_level", log_level, log_level_words),
+	ENUM("log_format", log_format, log_format_words),
+	CUSTOM("http_listener", set_http_listener, D_TWO),
 	CUSTOM("log_type", set_log_type, 0),
 	CUSTOM("log_dest", set_log_dest, D_TWO),
 	FIXED("log_timestamp", true, "ringmq always timestamps log lines"),
@@ -668,6 +672,27 @@ static int set_log_dest(struct config *c, const struct directive *d, struct pars
 	return 0;
 }
 
+/* http_listener PORT [ADDRESS]: the HTTP listener for /metrics and the
+ * probes (off unless given).  Its own port; the address defaults to all. */
+static int set_http_listener(struct config *c, const struct directive *d, struct parse *p)
+{
+	uint16_t port;
+	int r;
+
+	(void)d;
+	r = parse_port(p, p->argv[0], &port);
+	if (r < 0)
+		return r;
+	if (p->argc > 1) {
+		r = check_address(p, p->argv[1]);
+		if (r < 0)
+			return r;
+	}
+	c->http_port = port;
+	(void)snprintf(c->http_bind_address, sizeof(c->http_bind_address), "%s", p->argc > 1 ? p->argv[1] : "");
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Applying one directive                                                    */
 /* ------------------------------------------------------------------------ */
@@ -766,6 +791,7 @@ void config_init(struct config *c)
 	c->max_qos = 2;
 	c->sys_interval_s = SYS_INTERVAL_S_DEFAULT;
 	c->log_level = LOG_INFO;
+	c->http_port = -1;
 	c->persistence = true;
 	(void)snprintf(c->persistence_location, sizeof(c->persistence_location), "%s", "./data");
 	c->durability = DURABILITY_SYNC;

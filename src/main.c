@@ -21,6 +21,7 @@
 
 #include "ringmq/auth.h"
 #include "ringmq/config.h"
+#include "ringmq/http.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
 #include "ringmq/shard.h"
@@ -113,8 +114,20 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* The HTTP listener, once the MQTT listeners are up (so the harness and
+ * operators see them first).  On failure the broker is stopped again. */
+static int start_http(struct broker *b, const struct config *cfg, struct http **ret)
+{
+	int r = http_start(b, cfg->http_bind_address, (uint16_t)cfg->http_port, ret);
+
+	if (r < 0)
+		broker_stop(b);
+	return r;
+}
+
 static int run(struct config *cfg)
 {
+	struct http *http = NULL;
 	struct broker *b;
 	sigset_t set;
 	int sig, r;
@@ -146,6 +159,8 @@ static int run(struct config *cfg)
 		log_info(NULL, "password_file %s: %zu users", cfg->password_file, auth_db_count(db));
 	}
 	r = broker_start(b);
+	if (r == 0 && cfg->http_port >= 0)
+		r = start_http(b, cfg, &http);
 	if (r < 0) {
 		log_error(NULL, "start-up failed: %s", strerror(-r));
 		auth_db_free((struct auth_db *)(uintptr_t)b->auth);
@@ -174,6 +189,7 @@ static int run(struct config *cfg)
 	}
 	log_info(NULL, "shutting down (signal %d)", sig);
 	broker_stop(b);
+	http = http_stop(http); /* after the shards (readyz says "stopping"), before the broker goes */
 	auth_db_free((struct auth_db *)(uintptr_t)b->auth);
 	broker_free(b);
 	log_info(NULL, "stopped");
@@ -289,6 +305,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level((enum log_level)cfg.log_level);
+	log_set_format((enum log_format)cfg.log_format);
 	r = run(&cfg);
 	config_done(&cfg);
 	return r;

@@ -198,6 +198,7 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 	int r;
 
 	c->in.len += (uint32_t)res;
+	atomic_fetch_add_explicit(&s->stats.bytes_in, (uint64_t)res, memory_order_relaxed);
 	at = c->state == CONN_AUTH ? c->in.off : 0;
 	r = mqtt_frame_cut(c->in.data + at, c->in.len - at, cfg->connect_packet_size_max, &f, &reason);
 	if (r < 0) {
@@ -213,6 +214,7 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 		conn_arm_recv(s, c);
 		return;
 	}
+	atomic_fetch_add_explicit(&s->stats.pkts_in, 1, memory_order_relaxed); /* the CONNECT or AUTH frame */
 	if ((c->state == CONN_NEW ? connect_first(s, c) : login_continue(s, c)) != 0)
 		return;
 	if (c->state == CONN_AUTH) {
@@ -390,6 +392,7 @@ uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
 		return NULL;
 	if (pending + n > s->b->cfg->max_output_bytes && !c->final_packet) {
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_OUTPUT_LIMIT], 1, memory_order_relaxed);
 		/* v5 is told why (the DISCONNECT may pass the limit: it is the last packet) */
 		conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, true, "client does not read: output limit reached");
 		return NULL;
@@ -412,6 +415,7 @@ uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
 void conn_out_commit(struct shard *s, struct conn *c, uint32_t n)
 {
 	c->out[0].len += n;
+	atomic_fetch_add_explicit(&s->stats.pkts_out, 1, memory_order_relaxed); /* one packet per commit */
 	if (!c->in_dirty) {
 		c->in_dirty = true;
 		c->next_dirty = s->dirty;
@@ -444,7 +448,8 @@ void conn_close(struct shard *s, struct conn *c, uint8_t reason, bool notify, co
 		return;
 	c->close_reason = reason;
 	if (c->state == CONN_ACTIVE)
-		log_info(c->client_id, "disconnected from %s: %s (reason 0x%02x)", c->peer, why, reason);
+		log_info(c->client_id, "disconnected from %s: MQTT %s, %s (reason 0x%02x)", c->peer,
+			 c->version == MQTT_V5 ? "5.0" : c->version == MQTT_V311 ? "3.1.1" : "3.1", why, reason);
 	else
 		log_debug(NULL, "connection from %s closed before CONNECT: %s", c->peer, why);
 	if (c->sess) {
@@ -549,6 +554,7 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 				   r == -EMSGSIZE ? "packet exceeds max_packet_size" : "malformed packet header");
 			return -1;
 		}
+		atomic_fetch_add_explicit(&s->stats.pkts_in, 1, memory_order_relaxed);
 		r = mqtt_decode(c->version, buf + off, (size_t)r, &pkt, &reason);
 		if (r < 0) {
 			log_debug(c->client_id, "bad %s packet: reason 0x%02x", mqtt_type_name(f.type), reason);
@@ -561,6 +567,8 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 		 * client dribbling one frame forever still times out */
 		c->last_rx_ms = s->now_ms;
 		atomic_fetch_add_explicit(&s->stats.msgs_in, pkt.type == MQTT_PUBLISH, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.pub_bytes_in,
+					  pkt.type == MQTT_PUBLISH ? pkt.publish.payload.len : 0, memory_order_relaxed);
 		proto_dispatch(s, c, &pkt);
 	}
 	return c->state == CONN_ACTIVE ? (int)off : -1;

@@ -25,6 +25,7 @@
 #include "ringmq/proto.h"
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
+#include "ringmq/stats.h"
 #include "ringmq/topic.h"
 
 #define GENERATED_ID_BYTES 32
@@ -248,7 +249,7 @@ static void connack_props(struct shard *s, struct conn *c, const struct mqtt_con
 	p->receive_max = (uint16_t)(cfg->max_receive_inflight > 65535 ? 65535 : cfg->max_receive_inflight);
 	p->max_packet_size = cfg->max_packet_size;
 	p->topic_alias_max = (uint16_t)cfg->max_topic_alias;
-	/* Absent means available [MQTT-3.2.2-?]: say only what is switched off. */
+	/* Absent means available (MQTT 5 section 3.2.2.3): say only what is off. */
 	if (!cfg->shared_subscription_available) {
 		p->present |= MQTT_HAS(MQTT_PROP_SHARED_SUB_AVAILABLE);
 		p->shared_available = 0;
@@ -365,11 +366,12 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 					   : 0;
 	}
 	se->conn = c;
+	stats_client_up(s); /* counts the CONNECT and the client connected */
 	c->sess = se;
 	c->publish_will = true; /* every close but a normal DISCONNECT publishes the will */
 	c->client_id = se->client_id;
 	if (auth_data) {
-		/* [MQTT-4.12.0-?] CONNACK ends the exchange with the method and the server's last word */
+		/* MQTT 5 section 4.12: CONNACK ends the exchange with the method and the server's last word */
 		props.present |= MQTT_HAS(MQTT_PROP_AUTH_METHOD) | MQTT_HAS(MQTT_PROP_AUTH_DATA);
 		props.auth_method = k->props.auth_method;
 		props.auth_data = *auth_data;

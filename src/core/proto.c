@@ -17,7 +17,7 @@ static void disconnect_in(struct shard *s, struct conn *c, const struct mqtt_dis
 
 	if (c->version == MQTT_V5 && (d->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY))) {
 		if (se->expiry_s == 0 && d->props.session_expiry != 0) {
-			/* [MQTT-3.14.2-2] cannot set a non-zero expiry after connecting with zero */
+			/* MQTT 5 section 3.14.2.2.2: no non-zero expiry after connecting with zero */
 			conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, true, "session expiry set on DISCONNECT after 0");
 			return;
 		}

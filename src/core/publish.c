@@ -105,6 +105,8 @@ void publish_route(struct shard *s, struct msg *m)
 			}
 			struct spsc_item it = {.op = SHARD_OP_PUBLISH, .ptr = msg_keep(m)};
 			if (!it.ptr || shard_send(s, t, &it) < 0) {
+				unsigned cause = it.ptr ? SHARD_DROP_BACKLOG_FULL : SHARD_DROP_NO_MEMORY;
+				atomic_fetch_add_explicit(&s->stats.drops[cause], 1, memory_order_relaxed);
 				msg_unref(it.ptr);
 				atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
 			}
@@ -245,13 +247,14 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	}
 	if (cfg->message_size_limit && p->payload.len > cfg->message_size_limit) {
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1, memory_order_relaxed);
 		log_info(c->client_id, "PUBLISH of %u bytes dropped: over message_size_limit", p->payload.len);
 		ack_publish(s, c, p, MQTT_RC_PACKET_TOO_LARGE);
 		return;
 	}
 	if (c->version == MQTT_V5 && (p->props.present & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) &&
 	    p->props.payload_format == 1 && mqtt_utf8_check(p->payload.ptr, p->payload.len) < 0) {
-		/* [MQTT-3.3.2-?] payload declared UTF-8 but is not: refuse with 0x99 */
+		/* MQTT 5 section 3.3.2.3.2: payload declared UTF-8 but is not: refuse with 0x99 */
 		log_info(c->client_id, "PUBLISH refused: payload format indicator 1 but payload is not valid UTF-8");
 		ack_publish(s, c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
 		return;
@@ -297,7 +300,7 @@ void publish_ack_in(struct shard *s, struct conn *c, uint8_t type, const struct 
 		break;
 	case MQTT_PUBREC:
 		if (c->version == MQTT_V5 && a->reason >= 0x80) {
-			sess_ack_drop(s, se, a->packet_id); /* [MQTT-4.3.3-?] failure ends the flow */
+			sess_ack_drop(s, se, a->packet_id); /* MQTT 5 section 4.3.3: a failure ends the flow */
 			break;
 		}
 		r = sess_ack(s, se, type, a->packet_id);

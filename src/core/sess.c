@@ -25,6 +25,7 @@
 #include "ringmq/route.h"
 #include "ringmq/shard.h"
 #include "ringmq/share.h"
+#include "ringmq/stats.h"
 #include "ringmq/topic.h"
 #include "ringmq/trie.h"
 
@@ -131,6 +132,7 @@ struct sess *sess_new(struct shard *s, const uint8_t *id, uint32_t len, uint8_t 
 	se->hnext = t->buckets[h];
 	t->buckets[h] = se;
 	t->count++;
+	atomic_fetch_add_explicit(&s->stats.sessions, 1, memory_order_relaxed);
 	return se;
 }
 
@@ -168,6 +170,7 @@ static void deliv_end(struct shard *s, struct deliv *d, bool redeliver)
 
 static void sess_free(struct shard *s, struct sess *se, bool redeliver)
 {
+	stats_sess_released(s, se); /* before its queue and inflight go */
 	for (uint32_t i = 0; i < se->sub_count; i++) {
 		sess_unsubscribe(s, se, se->subs[i].filter, se->subs[i].len);
 		free(se->subs[i].filter);
@@ -229,6 +232,7 @@ void sess_end(struct shard *s, struct sess *se)
 void sess_detach(struct shard *s, struct sess *se, bool publish_will)
 {
 	RMQ_ASSERT(se->owner_shard == s->id);
+	stats_client_down(s); /* the session's connection went away */
 	se->offline_since_ms = s->now_ms;
 	if (!publish_will) {
 		se->will = msg_unref(se->will); /* normal DISCONNECT deletes the will [MQTT-3.1.2-10] */
@@ -267,6 +271,7 @@ static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
 	se->queue[(se->q_head + se->q_len) % se->q_cap] = *d;
 	se->q_len++;
 	se->q_bytes += size;
+	stats_stored(s, 1, d->m->payload.len);
 	return 0;
 }
 
@@ -312,6 +317,7 @@ static bool send_cached(struct shard *s, struct conn *c, const struct deliv *d)
 		memcpy(out, s->enc.buf, s->enc.len);
 		conn_out_commit(s, c, s->enc.len);
 		atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.pub_bytes_out, d->m->payload.len, memory_order_relaxed);
 	}
 	return true;
 }
@@ -367,7 +373,7 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 			p->props.present |= MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
 		alias = conn_alias_out(c, &p->topic, &alias_new);
 		if (alias) {
-			/* [MQTT-3.3.2-?] a known alias goes with an empty topic */
+			/* MQTT 5 section 3.3.2.3.4: a known alias goes with an empty topic */
 			p->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
 			p->props.topic_alias = alias;
 			if (!alias_new)
@@ -378,6 +384,7 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	if (n == 0 || n > c->packet_max_out) {
 		/* [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size */
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1, memory_order_relaxed);
 		log_debug(se->client_id, "dropped a %zu-byte PUBLISH over the client's maximum packet size", n);
 		return -EMSGSIZE;
 	}
@@ -391,11 +398,13 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	if (alias_new)
 		conn_alias_commit(c, &d->m->topic, alias);
 	atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->stats.pub_bytes_out, d->m->payload.len, memory_order_relaxed);
 	return 0;
 }
 
 static void inflight_remove(struct sess *se, uint32_t i)
 {
+	stats_stored(shard_self(), -1, -(int64_t)se->inflight[i].m->payload.len); /* the owner shard runs this */
 	deliv_done(&se->inflight[i]);
 	memmove(&se->inflight[i], &se->inflight[i + 1], (se->inflight_count - i - 1) * sizeof(*se->inflight));
 	se->inflight_count--;
@@ -417,6 +426,7 @@ static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
 	d->pid = pid_next(se);
 	d->state = d->qos == 1 ? DELIV_WAIT_PUBACK : DELIV_WAIT_PUBREC;
 	se->inflight[se->inflight_count++] = *d;
+	stats_stored(s, 1, d->m->payload.len);
 	if (send_publish(s, se, d, false) == -EMSGSIZE)
 		inflight_remove(se, se->inflight_count - 1); /* discarded as if delivered */
 }
@@ -435,6 +445,7 @@ void sess_pump(struct shard *s, struct sess *se)
 		se->q_head = (se->q_head + 1) % se->q_cap;
 		se->q_len--;
 		se->q_bytes -= msg_size(d.m);
+		stats_stored(s, -1, -(int64_t)d.m->payload.len);
 		if (se->q_dropped) {
 			log_warn(se->client_id, "queue has room again: %llu messages were dropped",
 				 (unsigned long long)se->q_dropped);
@@ -476,6 +487,7 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	d.m = msg_keep(m);
 	if (!d.m) {
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_NO_MEMORY], 1, memory_order_relaxed);
 		return;
 	}
 	if (nsubids) {
@@ -491,6 +503,7 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	}
 	if (queue_push(s, se, &d) < 0) {
 		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_QUEUE_FULL], 1, memory_order_relaxed);
 		/* One line when dropping starts; the count follows when it stops. */
 		if (se->q_dropped++ == 0)
 			log_warn(se->client_id, "queue full (max_queued_messages %u / max_queued_bytes %llu): "
@@ -623,6 +636,7 @@ void sess_sweep(struct shard *s)
 				if (se->expiry_s != SESS_EXPIRY_NEVER &&
 				    s->now_ms - se->offline_since_ms >= (uint64_t)se->expiry_s * 1000u) {
 					log_info(se->client_id, "session expired");
+					atomic_fetch_add_explicit(&s->stats.expired, 1, memory_order_relaxed);
 					sess_end(s, se);
 				}
 			}

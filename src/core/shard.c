@@ -36,6 +36,7 @@
 #include "ringmq/route.h"
 #include "ringmq/sess.h"
 #include "ringmq/share.h"
+#include "ringmq/stats.h"
 #include "ringmq/sys.h"
 #include "ringmq/trie.h"
 
@@ -122,6 +123,7 @@ static int backlog_push(struct shard *s, unsigned to, const struct spsc_item *it
 	}
 	bl->items[(bl->head + bl->len) % bl->cap] = *it;
 	bl->len++;
+	atomic_fetch_add_explicit(&s->stats.backlog, 1, memory_order_relaxed);
 	s->backlog_any = true;
 	return 0;
 }
@@ -165,6 +167,7 @@ static void backlog_flush(struct shard *s)
 			}
 			bl->head = (bl->head + 1) % bl->cap;
 			bl->len--;
+			atomic_fetch_sub_explicit(&s->stats.backlog, 1, memory_order_relaxed);
 		}
 		any |= bl->len > 0;
 	}
@@ -247,6 +250,7 @@ static void accept_done(struct shard *s, unsigned l, struct io_uring_cqe *cqe)
 			log_warn(NULL, "accept on listener %u: %s", l, strerror(-fd));
 		return;
 	}
+	atomic_fetch_add_explicit(&s->stats.sockets, 1, memory_order_relaxed);
 	now = atomic_fetch_add_explicit(&s->b->conns_total, 1, memory_order_relaxed) + 1;
 	if (s->stopping || (cfg->max_connections >= 0 && now > cfg->max_connections) ||
 	    (cfg->listeners[l].max_connections >= 0 && now > cfg->listeners[l].max_connections)) {
@@ -398,6 +402,7 @@ static void shard_turn(struct shard *s, bool *ret_more)
 	unsigned head, n = 0;
 
 	s->now_ms = shard_now_ms();
+	stats_turn(s); /* the heartbeat /healthz reads */
 	io_uring_for_each_cqe(&s->ring, head, cqe)
 	{
 		cqe_handle(s, cqe);
@@ -463,7 +468,9 @@ static void *shard_main(void *arg)
 			continue;
 		}
 		rcu_thread_offline();
+		stats_wait_begin(s);
 		r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+		stats_wait_end(s);
 		rcu_thread_online();
 		if (r == -ETIME || r == -EINTR || r >= 0)
 			r = 0;

@@ -66,7 +66,7 @@ static uint8_t filter_check(const struct config *cfg, bool v5, const struct mqtt
 	if (e->filter.len > cfg->max_topic_length || topic_filter_check(f, flen, cfg->max_topic_levels) < 0)
 		return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
 	if (shared && !cfg->shared_subscription_available)
-		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80; /* [MQTT-3.8.3-?] 0x9E */
+		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80; /* 0x9E, MQTT 5 section 3.2.2.3.13 */
 	if (!cfg->wildcard_subscription_available && topic_has_wildcard(f, flen))
 		return v5 ? MQTT_RC_WILDCARD_SUB_NOT_SUPPORTED : 0x80; /* 0xA2 */
 	return 0;
@@ -118,7 +118,7 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
 	}
 	/* [MQTT-3.3.1-9/10/11] retain handling 0: always, 1: only if new, 2: never.
-	 * [MQTT-3.8.4-?] no retained messages on a shared subscription. */
+	 * MQTT 5 section 4.8.2: no retained messages on a shared subscription. */
 	if (shared == 0 && (e->retain_handling == 0 || (e->retain_handling == 1 && !existed))) {
 		ret->qos = qos;
 		ret->sub_id = sub_id;
@@ -134,7 +134,7 @@ static uint8_t subscribe_protocol_check(const struct config *cfg, const struct m
 	uint32_t pos = 0;
 
 	if ((sub->props.present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)) && !cfg->subscription_identifier_available)
-		return MQTT_RC_SUBID_NOT_SUPPORTED; /* [MQTT-3.2.2-?] 0xA1 */
+		return MQTT_RC_SUBID_NOT_SUPPORTED; /* 0xA1, MQTT 5 section 3.2.2.3.12 */
 	while (mqtt_sub_next(sub, false, &pos, &e) == 1)
 		if (e.no_local && topic_share_split(e.filter.ptr, e.filter.len, NULL, NULL, NULL, NULL) == 1)
 			return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] no local on a shared subscription */

@@ -17,10 +17,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <malloc.h>
 #ifdef HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
-#else
-#include <malloc.h>
+/* Weak: jemalloc is linked into the ringmq binary only (meson.build), so a
+ * unit test linking this library without it sees NULL and uses mallinfo2. */
+#pragma weak mallctl
 #endif
 
 #include "ringmq/log.h"
@@ -201,22 +203,24 @@ struct stats_snapshot *stats_snapshot_take(struct broker *b)
 
 uint64_t stats_heap_bytes(void)
 {
+	struct mallinfo2 mi;
+
 #ifdef HAVE_JEMALLOC
-	uint64_t epoch = 1;
-	size_t allocated = 0, len = sizeof(epoch);
+	if (mallctl) {
+		uint64_t epoch = 1;
+		size_t allocated = 0, len = sizeof(epoch);
 
-	/* jemalloc's statistics are cached; writing "epoch" refreshes them. */
-	if (mallctl("epoch", &epoch, &len, &epoch, len) != 0)
-		return 0;
-	len = sizeof(allocated);
-	if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
-		return 0;
-	return allocated;
-#else
-	struct mallinfo2 mi = mallinfo2();
-
-	return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+		/* jemalloc's statistics are cached; writing "epoch" refreshes them. */
+		if (mallctl("epoch", &epoch, &len, &epoch, len) != 0)
+			return 0;
+		len = sizeof(allocated);
+		if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
+			return 0;
+		return allocated;
+	}
 #endif
+	mi = mallinfo2();
+	return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 }
 
 /* ------------------------------------------------------ health, readiness */

@@ -151,10 +151,11 @@ static void collect(struct tclient *const *m, unsigned n, const char *topic, con
 				t->packet_id[idx] = p.publish.packet_id;
 				if (t->owner[idx] >= 0) {
 					bool redelivery = expect_dup && expect_dup[idx] && (int)i == dup_member &&
-							  t->owner[idx] == dup_member && p.publish.dup && !t->redelivered[idx];
+							  t->owner[idx] == dup_member && p.publish.dup &&
+							  !t->redelivered[idx];
 
-					cr_assert(redelivery, "%s: message p%03u already delivered to %s (%s)", m[i]->name,
-						  idx, m[t->owner[idx]]->name, tc_describe(&p));
+					cr_assert(redelivery, "%s: message p%03u already delivered to %s (%s)",
+						  m[i]->name, idx, m[t->owner[idx]]->name, tc_describe(&p));
 					t->redelivered[idx] = true;
 				} else {
 					t->owner[idx] = (int)i;
@@ -323,8 +324,8 @@ Test(shared, hash_publisher_strategy_keeps_each_publisher_on_one_member)
 			if (member < 0)
 				member = t.owner[i];
 			cr_assert_eq(t.owner[i], member,
-				     "hash_publisher: %s's message p%03u went to %s, its earlier ones to %s", pubs[k], i,
-				     m[t.owner[i]]->name, m[member]->name);
+				     "hash_publisher: %s's message p%03u went to %s, its earlier ones to %s",
+				     pubs[k], i, m[t.owner[i]]->name, m[member]->name);
 		}
 		tc_disconnect(pub);
 	}
@@ -580,8 +581,8 @@ Test(shared, shared_filter_syntax_checked_MQTT_4_8_2_2)
 	c = connect_v5(&b, "shsyn", true, 0, NULL);
 	tc_subscribe_many(c, filters, opts, N, codes);
 	for (unsigned i = 0; i + 1 < N; i++)
-		cr_assert_eq(codes[i], MQTT_RC_TOPIC_FILTER_INVALID, "'%s': SUBACK 0x%02x, expected 0x8F [MQTT-4.8.2-2]",
-			     filters[i], codes[i]);
+		cr_assert_eq(codes[i], MQTT_RC_TOPIC_FILTER_INVALID,
+			     "'%s': SUBACK 0x%02x, expected 0x8F [MQTT-4.8.2-2]", filters[i], codes[i]);
 	cr_assert_eq(codes[N - 1], 1, "'%s': SUBACK 0x%02x", filters[N - 1], codes[N - 1]);
 	tc_disconnect(c);
 	broker_stop(&b);

@@ -234,7 +234,8 @@ Test(server, client_not_reading_disconnected_with_0x97)
 
 			if (r <= 0)
 				break;
-			cr_assert(mqtt_decode(MQTT_V5, buf + off, (size_t)r, &p, &reason) > 0, "bad packet from the broker");
+			cr_assert(mqtt_decode(MQTT_V5, buf + off, (size_t)r, &p, &reason) > 0,
+				  "bad packet from the broker");
 			last_type = p.type;
 			last_reason = p.type == MQTT_DISCONNECT ? p.disconnect.reason : -1;
 			off += (size_t)r;
@@ -412,9 +413,10 @@ Test(server, response_information_only_when_requested_MQTT_3_1_2_28)
 		}
 		c = connect_v5(&b, "rri", &props, &ack);
 		if (asked == 1) {
-			cr_assert(ack.connack.props.present & MQTT_HAS(MQTT_PROP_RESPONSE_INFO), "no Response Information");
-			cr_assert(tc_str_eq(ack.connack.props.response_info, "replies/node-a/"), "Response Information '%s'",
-				  tc_dup(ack.connack.props.response_info));
+			cr_assert(ack.connack.props.present & MQTT_HAS(MQTT_PROP_RESPONSE_INFO),
+				  "no Response Information");
+			cr_assert(tc_str_eq(ack.connack.props.response_info, "replies/node-a/"),
+				  "Response Information '%s'", tc_dup(ack.connack.props.response_info));
 		} else {
 			cr_assert(!(ack.connack.props.present & MQTT_HAS(MQTT_PROP_RESPONSE_INFO)),
 				  "Response Information '%s' with Request Response Information %d [MQTT-3.1.2-28]",
