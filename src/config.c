@@ -1028,6 +1028,34 @@ static void listener_where(const struct config_listener *l, char *buf, size_t si
 		(void)snprintf(buf, size, "%s", l->file);
 }
 
+static bool is_loopback(const char *a)
+{
+	return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 || strcmp(a, "localhost") == 0;
+}
+
+/* Secure by default: a listener other hosts can reach needs a password file
+ * or an explicit "allow_anonymous true"; an implicit anonymous default is
+ * only ever granted to loopback. */
+static int check_secure_default(const struct config *c, char *err)
+{
+	char where[320];
+
+	if (c->password_file[0] || c->allow_anonymous_set)
+		return 0;
+	for (unsigned i = 0; i < c->listener_count; i++) {
+		const struct config_listener *l = &c->listeners[i];
+		if (is_loopback(l->bind_address))
+			continue;
+		listener_where(l, where, sizeof(where));
+		return errorf(err,
+			      "%s: listener: %s:%u is reachable from other hosts but no password_file is set and "
+			      "allow_anonymous is not given: add a password_file, or 'allow_anonymous true' to let "
+			      "anyone in",
+			      where, l->bind_address[0] ? l->bind_address : "*", l->port);
+	}
+	return 0;
+}
+
 /* --port / --bind change the only listener; with several, which one is
  * meant would be a guess. */
 static int apply_overrides(struct config *c, char *err)
@@ -1102,7 +1130,10 @@ static int finish_listeners(struct config *c, char *err)
 	r = apply_overrides(c, err);
 	if (r < 0)
 		return r;
-	return check_duplicate_listeners(c, err);
+	r = check_duplicate_listeners(c, err);
+	if (r < 0)
+		return r;
+	return check_secure_default(c, err);
 }
 
 /* Packet and buffer sizes that bound each other.  A value given explicitly

@@ -330,6 +330,7 @@ Test(config, port_and_early_bind_address_configure_the_default_listener)
 	struct config c;
 
 	config_init(&c);
+	parse_ok(&c, "password_file /etc/ringmq/passwd");
 	parse_ok(&c, "bind_address 192.168.1.2");
 	parse_ok(&c, "listener 8883");
 	parse_ok(&c, "port 1884");
@@ -968,6 +969,7 @@ Test(config, port_override_changes_the_only_configured_listener)
 
 	config_init(&c);
 	parse_ok(&c, "listener 1883 10.1.1.1");
+	parse_ok(&c, "allow_anonymous false");
 	cr_assert_eq(config_override_listener(&c, "2883", NULL, err), 0, "%s", err);
 	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
 	cr_assert_eq(c.listeners[0].port, 2883);
@@ -1038,6 +1040,39 @@ Test(config, finish_keeps_an_explicit_allow_anonymous_false)
 	cr_assert_not(c.allow_anonymous);
 }
 
+Test(config, open_listener_without_authentication_refuses_to_start)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(config_parse_line(&c, "listener 1883", "/etc/r.conf", 3, err), 0, "%s", err);
+	cr_assert_eq(config_finish(&c, err), -EINVAL);
+	cr_assert_str_eq(err, "/etc/r.conf:3: listener: *:1883 is reachable from other hosts but no password_file is "
+			      "set and allow_anonymous is not given: add a password_file, or 'allow_anonymous true' "
+			      "to let anyone in");
+	config_init(&c);
+	parse_ok(&c, "listener 1883 10.0.0.1");
+	cr_assert_eq(config_finish(&c, err), -EINVAL, "a routable address is not loopback");
+	config_init(&c);
+	cr_assert_eq(config_override_listener(&c, NULL, "0.0.0.0", err), 0, "%s", err);
+	cr_assert_eq(config_finish(&c, err), -EINVAL, "--bind 0.0.0.0 does not inherit the embedded anonymous default");
+}
+
+Test(config, loopback_listener_or_explicit_choice_starts)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	parse_ok(&c, "listener 1883 ::1");
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+	config_init(&c);
+	parse_ok(&c, "listener 1883");
+	parse_ok(&c, "password_file /etc/ringmq/passwd");
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+}
+
 Test(config, finish_with_a_listener_is_not_anonymous)
 {
 	char err[CONFIG_ERROR_BYTES] = "";
@@ -1045,6 +1080,7 @@ Test(config, finish_with_a_listener_is_not_anonymous)
 
 	config_init(&c);
 	parse_ok(&c, "listener 1883");
+	parse_ok(&c, "password_file /etc/ringmq/passwd");
 	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
 	cr_assert_eq(c.listener_count, 1);
 	cr_assert_str_eq(c.listeners[0].bind_address, "");
@@ -1095,6 +1131,7 @@ Test(config, ephemeral_and_distinct_listeners_do_not_collide)
 	struct config c;
 
 	config_init(&c);
+	parse_ok(&c, "allow_anonymous false");
 	parse_ok(&c, "listener 0");
 	parse_ok(&c, "listener 0");
 	parse_ok(&c, "listener 1883 127.0.0.1");
