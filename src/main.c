@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <urcu-qsbr.h>
 
 #include "ringmq/auth.h"
 #include "ringmq/config.h"
@@ -125,6 +126,27 @@ static int start_http(struct broker *b, const struct config *cfg, struct http **
 	return r;
 }
 
+/* SIGHUP: re-read the password file.  A file that fails to load leaves
+ * the current one in place, and the log says why. */
+static void reload(struct broker *b)
+{
+	struct auth_db *db = NULL, *old;
+	char err[512];
+
+	if (!b->cfg->password_file[0]) {
+		log_info(NULL, "SIGHUP: no password_file to reload");
+		return;
+	}
+	if (auth_db_load(b->cfg->password_file, &db, err) < 0) {
+		log_error(NULL, "SIGHUP: password_file not reloaded, keeping the previous one: %s", err);
+		return;
+	}
+	old = rcu_xchg_pointer(&b->auth, db);
+	synchronize_rcu(); /* every shard has passed a quiescent state: nobody holds @old */
+	auth_db_free(old);
+	log_info(NULL, "SIGHUP: password_file %s reloaded: %zu users", b->cfg->password_file, auth_db_count(db));
+}
+
 static int run(struct config *cfg)
 {
 	struct http *http = NULL;
@@ -163,7 +185,7 @@ static int run(struct config *cfg)
 		r = start_http(b, cfg, &http);
 	if (r < 0) {
 		log_error(NULL, "start-up failed: %s", strerror(-r));
-		auth_db_free((struct auth_db *)(uintptr_t)b->auth);
+		auth_db_free(b->auth);
 		broker_free(b);
 		return 1;
 	}
@@ -184,13 +206,13 @@ static int run(struct config *cfg)
 			log_info(NULL, "SIGUSR1: draining - clients are sent to %s",
 				 cfg->server_reference[0] ? cfg->server_reference : "another server");
 		} else if (sig == SIGHUP) {
-			log_info(NULL, "SIGHUP: nothing to reload in this build");
+			reload(b);
 		}
 	}
 	log_info(NULL, "shutting down (signal %d)", sig);
 	broker_stop(b);
 	http = http_stop(http); /* after the shards (readyz says "stopping"), before the broker goes */
-	auth_db_free((struct auth_db *)(uintptr_t)b->auth);
+	auth_db_free(b->auth);
 	broker_free(b);
 	log_info(NULL, "stopped");
 	return 0;

@@ -163,7 +163,11 @@ struct broker {
 	struct route *route;
 	struct retain *retain;
 	struct share_registry *shares;
-	const struct auth_db *auth; /* password file, NULL = none; read-only */
+	/* Password file, NULL = none.  Read-only; replaced as a whole by a
+	 * SIGHUP reload (rcu_assign_pointer from main, old one freed after a
+	 * grace period), so shards read it with rcu_dereference() and never
+	 * keep it across a loop turn. */
+	struct auth_db *auth;
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
 	_Atomic bool draining; /* any thread: SIGUSR1 sends clients elsewhere */

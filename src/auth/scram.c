@@ -26,7 +26,10 @@
 #define NONCE_BYTES 18u
 
 struct scram {
-	const struct auth_entry *e; /* NULL: unknown user, fails at the proof */
+	/* A copy, not a pointer into the database: a SIGHUP reload may free
+	 * the database while an exchange is half-way. */
+	struct auth_entry entry;
+	const struct auth_entry *e; /* &entry, or NULL: unknown user, fails at the proof */
 	char user[AUTH_USERNAME_BYTES_MAX + 1];
 	char gs2[16]; /* the gs2 header, "n,," */
 	char first_bare[AUTH_SCRAM_MESSAGE_BYTES_MAX + 1];
@@ -128,6 +131,10 @@ int scram_first(const struct auth_db *db, const uint8_t *client_first, size_t le
 	sc->e = db ? auth_db_find(db, (const uint8_t *)sc->user, strlen(sc->user)) : NULL;
 	if (sc->e && sc->e->kind != 7)
 		sc->e = NULL; /* $6$ entries cannot do SCRAM */
+	if (sc->e) {
+		sc->entry = *sc->e;
+		sc->e = &sc->entry;
+	}
 	if (sc->e) {
 		salt = sc->e->salt;
 		salt_len = sc->e->salt_len;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <urcu-qsbr.h>
 
 #include "ringmq/auth.h"
 #include "ringmq/conn.h"
@@ -152,14 +153,16 @@ static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_
 		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous access is not allowed");
 		return 1;
 	}
-	if (!s->b->auth) {
+	const struct auth_db *db = rcu_dereference(s->b->auth);
+
+	if (!db) {
 		if (cfg->allow_anonymous)
 			return 0; /* no password file: a username is only a label, as in mosquitto */
 		refuse(s, c, v, MQTT_RC_BAD_USER_OR_PASSWORD, MQTT_V3_BAD_USER_OR_PASSWORD,
 		       "username given but no password_file is configured");
 		return 1;
 	}
-	if (!k->has_password || auth_check_password(s->b->auth, k->username.ptr, k->username.len, k->password.ptr,
+	if (!k->has_password || auth_check_password(db, k->username.ptr, k->username.len, k->password.ptr,
 						    k->password.len) < 0) {
 		log_info(NULL, "connection from %s refused: bad username or password for '%.*s'", c->peer,
 			 (int)(k->username.len > 64 ? 64 : k->username.len), (const char *)k->username.ptr);

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <urcu-qsbr.h>
 
 #include "ringmq/auth.h"
 #include "ringmq/conn.h"
@@ -71,11 +72,13 @@ int login_begin(struct shard *s, struct conn *c, const struct mqtt_connect *k)
 	RMQ_ASSERT(c->owner_shard == s->id);
 	if (!is_scram(&p->auth_method))
 		return login_refuse(s, c, MQTT_RC_BAD_AUTH_METHOD, "authentication method not supported");
-	if (!s->b->auth)
+	const struct auth_db *db = rcu_dereference(s->b->auth);
+
+	if (!db)
 		return login_refuse(s, c, MQTT_RC_BAD_AUTH_METHOD,
 				    "SCRAM-SHA-512 needs a password store: no password_file is configured");
 	if (!(p->present & MQTT_HAS(MQTT_PROP_AUTH_DATA)) ||
-	    scram_first(s->b->auth, p->auth_data.ptr, p->auth_data.len, &c->scram, out, sizeof(out), &n) < 0)
+	    scram_first(db, p->auth_data.ptr, p->auth_data.len, &c->scram, out, sizeof(out), &n) < 0)
 		return login_refuse(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, "malformed SCRAM client-first message");
 	send_auth(s, c, &p->auth_method, out, n);
 	return 0;

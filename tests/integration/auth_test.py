@@ -243,6 +243,33 @@ class PasswordFileTest(unittest.TestCase):
         finally:
             b.stop()
 
+    def wait_log(self, broker, text):
+        deadline = threading.Event()
+        for _ in range(100):
+            if any(text in l for l in broker.log):
+                return
+            deadline.wait(0.05)
+        self.fail("no log line with %r:\n%s" % (text, "".join(broker.log)))
+
+    def test_sighup_reloads_and_a_bad_file_keeps_the_old_one(self):
+        import signal
+        ringmq_passwd(self.pw, "u1", "one")
+        b = Broker(["allow_anonymous false", "password_file " + self.pw])
+        try:
+            self.assertEqual(self.login(b, "u2", "two"), 4)
+            ringmq_passwd(self.pw, "u2", "two")
+            b.proc.send_signal(signal.SIGHUP)
+            self.wait_log(b, "password_file %s reloaded: 2 users" % self.pw)
+            self.assertEqual(self.login(b, "u2", "two"), 0)
+            with open(self.pw, "a") as f:
+                f.write("garbage line\n")
+            b.proc.send_signal(signal.SIGHUP)
+            self.wait_log(b, "password_file not reloaded, keeping the previous one")
+            self.assertEqual(self.login(b, "u1", "one"), 0)  # never fails open, never locks out
+            self.assertEqual(self.login(b, "u2", "two"), 0)
+        finally:
+            b.stop()
+
     def test_broken_password_files_stop_start_up(self):
         cases = {"empty": "", "garbled": "alice\n", "bad hash": "alice:$7$x$y$z\n",
                  "unknown format": "alice:$1$abc$def\n"}
