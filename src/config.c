@@ -134,6 +134,7 @@ static const struct directive directives[] = {
 	CUSTOM("protocol", set_protocol, 0),
 	CUSTOM("max_connections", set_max_connections, 0),
 	{.name = "password_file", .set = set_path, FIELD(password_file), .flags = D_REST},
+	{.name = "acl_file", .set = set_path, FIELD(acl_file), .flags = D_REST},
 	{.name = "allow_anonymous", .set = set_bool, FIELD(allow_anonymous), .flags = D_MARK,
 	 .mark = offsetof(struct config, allow_anonymous_set)},
 	UINT("shards", shards, 0, SHARDS_MAX, 0),
@@ -190,7 +191,7 @@ static const struct directive directives[] = {
  * not implement yet.  Kept apart from directives[] because they share one
  * behaviour: refuse, by name. */
 static const char *const unsupported[] = {
-	"accept_protocol_versions", "acl_file", "address", "addresses", "allow_duplicate_messages",
+	"accept_protocol_versions", "address", "addresses", "allow_duplicate_messages",
 	"allow_zero_length_clientid", "auth_plugin", "auth_plugin_deny_special_chars", "auto_id_prefix",
 	"autosave_interval", "autosave_on_changes", "bind_interface", "bridge_alpn", "bridge_attempt_unsubscribe",
 	"bridge_bind_address", "bridge_cafile", "bridge_capath", "bridge_certfile", "bridge_ciphers",

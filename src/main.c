@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
+#include "ringmq/acl.h"
 #include "ringmq/auth.h"
 #include "ringmq/config.h"
 #include "ringmq/http.h"
@@ -126,25 +127,34 @@ static int start_http(struct broker *b, const struct config *cfg, struct http **
 	return r;
 }
 
-/* SIGHUP: re-read the password file.  A file that fails to load leaves
- * the current one in place, and the log says why. */
+/* SIGHUP: re-read the password and ACL files.  A file that fails to load
+ * leaves the current one in place, and the log says why: never fail open. */
 static void reload(struct broker *b)
 {
-	struct auth_db *db = NULL, *old;
+	struct auth_db *db = NULL, *old_db = NULL;
+	struct acl *acl = NULL, *old_acl = NULL;
 	char err[512];
 
-	if (!b->cfg->password_file[0]) {
-		log_info(NULL, "SIGHUP: no password_file to reload");
+	if (!b->cfg->password_file[0] && !b->cfg->acl_file[0]) {
+		log_info(NULL, "SIGHUP: no password_file or acl_file to reload");
 		return;
 	}
-	if (auth_db_load(b->cfg->password_file, &db, err) < 0) {
+	if (b->cfg->password_file[0] && auth_db_load(b->cfg->password_file, &db, err) < 0)
 		log_error(NULL, "SIGHUP: password_file not reloaded, keeping the previous one: %s", err);
-		return;
-	}
-	old = rcu_xchg_pointer(&b->auth, db);
-	synchronize_rcu(); /* every shard has passed a quiescent state: nobody holds @old */
-	auth_db_free(old);
-	log_info(NULL, "SIGHUP: password_file %s reloaded: %zu users", b->cfg->password_file, auth_db_count(db));
+	else if (db)
+		old_db = rcu_xchg_pointer(&b->auth, db);
+	if (b->cfg->acl_file[0] && acl_load(b->cfg->acl_file, &acl, err) < 0)
+		log_error(NULL, "SIGHUP: acl_file not reloaded, keeping the previous one: %s", err);
+	else if (acl)
+		old_acl = rcu_xchg_pointer(&b->acl, acl);
+	synchronize_rcu(); /* every shard has passed a quiescent state: nobody holds the old ones */
+	auth_db_free(old_db);
+	acl_free(old_acl);
+	if (db)
+		log_info(NULL, "SIGHUP: password_file %s reloaded: %zu users", b->cfg->password_file,
+			 auth_db_count(db));
+	if (acl)
+		log_info(NULL, "SIGHUP: acl_file %s reloaded: %zu rules", b->cfg->acl_file, acl_rules(acl));
 }
 
 static int run(struct config *cfg)
@@ -180,12 +190,23 @@ static int run(struct config *cfg)
 		b->auth = db;
 		log_info(NULL, "password_file %s: %zu users", cfg->password_file, auth_db_count(db));
 	}
+	if (cfg->acl_file[0]) {
+		char err[512];
+		if (acl_load(cfg->acl_file, &b->acl, err) < 0) {
+			log_error(NULL, "acl_file: %s", err);
+			auth_db_free(b->auth);
+			broker_free(b);
+			return 1;
+		}
+		log_info(NULL, "acl_file %s: %zu rules", cfg->acl_file, acl_rules(b->acl));
+	}
 	r = broker_start(b);
 	if (r == 0 && cfg->http_port >= 0)
 		r = start_http(b, cfg, &http);
 	if (r < 0) {
 		log_error(NULL, "start-up failed: %s", strerror(-r));
 		auth_db_free(b->auth);
+		acl_free(b->acl);
 		broker_free(b);
 		return 1;
 	}
@@ -213,6 +234,7 @@ static int run(struct config *cfg)
 	broker_stop(b);
 	http = http_stop(http); /* after the shards (readyz says "stopping"), before the broker goes */
 	auth_db_free(b->auth);
+	acl_free(b->acl);
 	broker_free(b);
 	log_info(NULL, "stopped");
 	return 0;

@@ -89,6 +89,7 @@ struct config {
 
 	/* Access. */
 	char password_file[4096]; /* "" = none */
+	char acl_file[4096]; /* "" = none: every client may read and write everything but $ topics */
 	bool allow_anonymous;
 	bool allow_anonymous_set; /* given explicitly */
 
@@ -130,6 +131,9 @@ struct config {
 	/* Observability. */
 	uint32_t sys_interval_s;
 	int log_level; /* enum log_level */
+	int log_format; /* enum log_format (log.h): 0 text, 1 json */
+	int http_port; /* http_listener PORT: -1 = off, 0 = an ephemeral port (tests) */
+	char http_bind_address[256]; /* http_listener ... ADDRESS; "" = all addresses */
 
 	/* Persistence (the store). */
 	bool persistence;

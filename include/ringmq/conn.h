@@ -98,6 +98,7 @@ struct conn {
 	char peer[64];
 	const char *client_id; /* borrowed from sess, NULL before CONNECT */
 	struct scram *scram; /* CONN_AUTH: the exchange in progress (owned) */
+	char *auth_user; /* user name SCRAM authenticated, until the session takes it */
 	uint32_t connect_len; /* CONN_AUTH: bytes of the CONNECT kept at in.data */
 };
 

@@ -2,8 +2,12 @@
  * log.h - one line per event on stderr, and the always-on assertions.
  *
  * Line format (text): "2026-11-26T10:59:23.123Z LEVEL [shard N] [client ID] message".
- * The shard is the calling thread's (log_set_shard()), "-" for non-shard
- * threads.  Library-level code (codec, trie, route) never logs (STYLE 5).
+ * The shard is the calling thread's (log_set_shard()), "[main]" for
+ * non-shard threads.  With log_format json each line is one JSON object:
+ *   {"time":"2026-11-26T10:59:23.123Z","level":"info","shard":0,
+ *    "client":"sensor-1","msg":"connected from 127.0.0.1:50000: ..."}
+ * where shard and client are null when there is none.  Library-level code
+ * (codec, trie, route) never logs (STYLE 5).
  *
  * Owner:    the process; the level is a global read with relaxed atomics.
  * Lifetime: static.
@@ -13,6 +17,7 @@
 #define RINGMQ_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_ERROR = 0,
@@ -21,7 +26,21 @@ enum log_level {
 	LOG_DEBUG = 3,
 };
 
+enum log_format {
+	LOG_FORMAT_TEXT = 0,
+	LOG_FORMAT_JSON = 1,
+};
+
 void log_set_level(enum log_level level);
+/** log_set_format() - text (the default) or one JSON object per line; any thread. */
+void log_set_format(enum log_format format);
+/**
+ * log_json_string() - @s as a JSON string, quotes included, into @buf of
+ * @cap bytes: ", \ and control characters escaped, invalid UTF-8 replaced
+ * by U+FFFD, cut (still a closed string) when it does not fit.  Returns the
+ * length written (< @cap).  @cap must be at least 8.
+ */
+size_t log_json_string(char *buf, size_t cap, const char *s);
 enum log_level log_get_level(void);
 /** log_set_shard() - tag this thread's log lines with shard @shard (-1: none). */
 void log_set_shard(int shard);

@@ -55,6 +55,7 @@ enum deliv_state {
 struct sess {
 	unsigned owner_shard;
 	char *client_id; /* NUL-terminated copy */
+	char *username; /* who last connected to it; NULL = anonymous (ACL checks) */
 	uint16_t id_len;
 	uint8_t version;
 	struct conn *conn; /* NULL while offline */

@@ -38,6 +38,7 @@ struct broker;
 struct share_local;
 struct share_registry;
 struct auth_db;
+struct acl;
 
 /* What crosses shards (spsc_item.op). */
 enum shard_op {
@@ -168,6 +169,7 @@ struct broker {
 	 * grace period), so shards read it with rcu_dereference() and never
 	 * keep it across a loop turn. */
 	struct auth_db *auth;
+	struct acl *acl; /* acl_file, NULL = none; same rules as auth */
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
 	_Atomic bool draining; /* any thread: SIGUSR1 sends clients elsewhere */

@@ -120,6 +120,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	free(c->out[0].data);
 	free(c->out[1].data);
 	scram_free(c->scram);
+	free(c->auth_user);
 	s->conns[c->slot] = NULL;
 	s->free_slots[s->free_count++] = c->slot;
 	s->conn_count--;

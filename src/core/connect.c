@@ -329,6 +329,7 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 	uint32_t id_len = gen_id ? (uint32_t)strlen(gen_id) : k->client_id.len;
 	struct mqtt_props props;
 	struct sess *se;
+	char *user = NULL;
 	bool present;
 
 	c->keepalive_ms = k->keepalive * 1000u;
@@ -348,12 +349,23 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 			c->alias_out_max = (uint16_t)max;
 		}
 	}
+	if (c->auth_user) {
+		user = c->auth_user;
+		c->auth_user = NULL;
+	} else if (k->has_username && !(user = strndup((const char *)k->username.ptr, k->username.len))) {
+		/* never fall back to anonymous rules */
+		refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
+		return 1;
+	}
 	se = session_take(s, k, id, id_len, &present);
 	if (!se) {
+		free(user);
 		refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
 		return 1;
 	}
 	se->version = k->version;
+	free(se->username); /* the credentials of this connection apply from now on */
+	se->username = user;
 	if (k->version == MQTT_V5)
 		se->expiry_s = k->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY) ? k->props.session_expiry : 0;
 	else

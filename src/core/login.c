@@ -16,6 +16,7 @@
  * than AUTH in the middle of the exchange) [MQTT-4.12.0-1..7].
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <urcu-qsbr.h>
 
@@ -121,6 +122,9 @@ int login_continue(struct shard *s, struct conn *c)
 	if (r < 0)
 		return login_refuse(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, "SCRAM proof does not match");
 	log_info(NULL, "connection from %s authenticated as '%s' (SCRAM-SHA-512)", c->peer, scram_user(c->scram));
+	c->auth_user = strdup(scram_user(c->scram));
+	if (!c->auth_user)
+		return login_refuse(s, c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	c->scram = scram_free(c->scram);
 	final.ptr = out;
 	final.len = (uint32_t)n;

@@ -17,7 +17,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <urcu-qsbr.h>
 
+#include "ringmq/acl.h"
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/msg.h"
@@ -222,6 +224,7 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 {
 	const struct config *cfg = s->b->cfg;
 	struct sess *se = c->sess;
+	const struct acl *acl;
 	struct mqtt_str topic;
 	struct msg tm, *m;
 	uint8_t reason;
@@ -243,6 +246,12 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 		log_info(c->client_id, "PUBLISH to '%.*s' refused: '$' topics are reserved", (int)topic.len,
 			 (const char *)topic.ptr);
 		ack_publish(s, c, p, MQTT_RC_NOT_AUTHORIZED);
+		return;
+	}
+	acl = rcu_dereference(s->b->acl);
+	if (acl && !acl_check(acl, se->username, se->client_id, topic.ptr, topic.len, ACL_WRITE)) {
+		log_info(c->client_id, "PUBLISH to '%.*s' denied by acl_file", (int)topic.len, (const char *)topic.ptr);
+		ack_publish(s, c, p, MQTT_RC_NOT_AUTHORIZED); /* 3.x: acknowledged and dropped, as in mosquitto */
 		return;
 	}
 	if (cfg->message_size_limit && p->payload.len > cfg->message_size_limit) {

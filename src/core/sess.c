@@ -17,7 +17,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <urcu-qsbr.h>
 
+#include "ringmq/acl.h"
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/proto.h"
@@ -186,6 +188,7 @@ static void sess_free(struct shard *s, struct sess *se, bool redeliver)
 	free(se->qos2_in);
 	msg_unref(se->will);
 	free(se->client_id);
+	free(se->username);
 	free(se);
 }
 
@@ -208,11 +211,19 @@ struct sess_table *sess_table_free(struct shard *s, struct sess_table *t)
 void sess_publish_will(struct shard *s, struct sess *se)
 {
 	struct msg *w = se->will;
+	const struct acl *acl;
 
 	if (!w)
 		return;
 	se->will = NULL;
 	se->will_at_ms = 0;
+	acl = rcu_dereference(s->b->acl);
+	if (acl && !acl_check(acl, se->username, se->client_id, w->topic.ptr, w->topic.len, ACL_WRITE)) {
+		log_info(se->client_id, "will on '%.*s' denied by acl_file", (int)w->topic.len,
+			 (const char *)w->topic.ptr);
+		msg_unref(w);
+		return;
+	}
 	log_info(se->client_id, "publishing will on '%.*s'", (int)w->topic.len, (const char *)w->topic.ptr);
 	if (w->retain && retain_set(s->b->retain, w) < 0) /* [MQTT-3.1.2-17] */
 		log_error(se->client_id, "out of memory: will not retained");
@@ -339,8 +350,19 @@ static void cache_store(struct shard *s, const struct conn *c, const struct deli
 	s->enc.retain = d->retain;
 }
 
+/* May this session read @m's topic?  Checked when the message goes out, on
+ * every path (live, queued, resumed, retained, shared), so an acl_file
+ * reload applies to what is still waiting too. */
+static bool may_read(struct shard *s, const struct sess *se, const struct msg *m)
+{
+	const struct acl *acl = rcu_dereference(s->b->acl);
+	return !acl || acl_check(acl, se->username, se->client_id, m->topic.ptr, m->topic.len, ACL_READ);
+}
+
 /* Send @d (QoS 0, or already in the inflight array) on the live connection. */
-/* Returns 0, -EMSGSIZE (dropped: too large for this client) or -ENOBUFS. */
+/* Returns 0, -EMSGSIZE (dropped: too large for this client), -EACCES (the
+ * acl_file forbids it) or -ENOBUFS; the first two discard the message as
+ * if delivered. */
 static int send_publish(struct shard *s, struct sess *se, const struct deliv *d, bool dup)
 {
 	struct conn *c = se->conn;
@@ -352,6 +374,8 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	size_t n;
 	uint8_t *out;
 
+	if (!may_read(s, se, d->m))
+		return -EACCES;
 	if (cacheable && send_cached(s, c, d))
 		return 0;
 	p->qos = d->qos;
@@ -413,6 +437,8 @@ static void inflight_remove(struct sess *se, uint32_t i)
 /* Put @d into the window and send it.  Caller checked there is room. */
 static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
 {
+	int r;
+
 	if (se->inflight_count == se->inflight_cap) {
 		uint32_t cap = se->inflight_cap ? se->inflight_cap * 2 : 8;
 		struct deliv *n = realloc(se->inflight, cap * sizeof(*n));
@@ -427,7 +453,8 @@ static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
 	d->state = d->qos == 1 ? DELIV_WAIT_PUBACK : DELIV_WAIT_PUBREC;
 	se->inflight[se->inflight_count++] = *d;
 	stats_stored(s, 1, d->m->payload.len);
-	if (send_publish(s, se, d, false) == -EMSGSIZE)
+	r = send_publish(s, se, d, false);
+	if (r == -EMSGSIZE || r == -EACCES)
 		inflight_remove(se, se->inflight_count - 1); /* discarded as if delivered */
 }
 
@@ -472,7 +499,7 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	struct deliv d = {.qos = qos, .retain = retain, .share_id = share_id};
 
 	RMQ_ASSERT(se->owner_shard == s->id);
-	if (msg_expired(m, s->now_ms))
+	if (msg_expired(m, s->now_ms) || !may_read(s, se, m))
 		return;
 	if (qos == 0 && online && se->q_len == 0) {
 		/* At most once, now: the message is only borrowed. */
@@ -526,7 +553,8 @@ void sess_resume(struct shard *s, struct sess *se)
 			i++;
 			continue;
 		}
-		if (send_publish(s, se, d, true) == -EMSGSIZE) {
+		int r = send_publish(s, se, d, true);
+		if (r == -EMSGSIZE || r == -EACCES) {
 			inflight_remove(se, i);
 			continue;
 		}

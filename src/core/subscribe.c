@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <urcu-qsbr.h>
 
+#include "ringmq/acl.h"
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/msg.h"
@@ -83,6 +85,7 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 	struct trie_entry te = {.owner = se, .sub_id = sub_id};
 	const uint8_t *group = NULL, *f = e->filter.ptr;
 	size_t glen = 0, flen = e->filter.len;
+	const struct acl *acl;
 	uint8_t fail;
 	int shared, r;
 
@@ -92,6 +95,11 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 	fail = filter_check(cfg, v5, e, shared == 1, f, flen);
 	if (fail)
 		return fail;
+	acl = rcu_dereference(s->b->acl);
+	if (acl && !acl_may_subscribe(acl, se->username, se->client_id, f, flen)) {
+		log_info(c->client_id, "SUBSCRIBE to '%.*s' denied by acl_file", (int)flen, (const char *)f);
+		return v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+	}
 	te.options = (uint8_t)(qos | (e->no_local ? 0x04 : 0) | (e->retain_as_published ? 0x08 : 0) |
 			       (e->retain_handling << 4));
 	r = sess_sub_add(se, e->filter.ptr, (uint16_t)e->filter.len, te.options, sub_id,

@@ -437,19 +437,50 @@ SERVER_TYPES = {2, 3, 4, 5, 6, 7, 9, 11, 13, 14, 15}  # what a server may send
 
 
 class Conn:
-    def __init__(self, index, data, chunks, ending, port):
+    """One sequence's connection.  States: "send" (the mutated stream is going
+    out), then by its ending "half-closed" (waiting for the broker's close),
+    "linger" (open a while, acknowledging what the broker sends, then
+    closed) or finished at once (reset, abandon)."""
+
+    def __init__(self, index, data, chunks, ending, linger_s, port, sel):
         self.index = index
         self.data = data
         self.chunks = collections.deque(chunks)
-        self.ending = ending  # "half-close", "reset" or "abandon"
+        self.ending = ending  # "half-close", "reset", "abandon" or "linger"
+        self.linger_s = linger_s
+        self.state = "send"
+        self.sel = sel
         self.rx = bytearray()
         self.closed_by_us_at = None
+        self.linger_until = None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
         err = self.sock.connect_ex(("127.0.0.1", port))
         if err not in (0, errno.EINPROGRESS):
             fail("connect: %s" % os.strerror(err))
+        sel.register(self.sock, selectors.EVENT_WRITE | selectors.EVENT_READ, self)
+
+    def respond(self, first, body):
+        """The well-behaved answer to a broker packet, while we still send:
+        PUBACK/PUBREC for a QoS 1/2 PUBLISH, PUBCOMP for PUBREL, PUBREL for
+        PUBREC, so QoS flows and in-flight windows move."""
+        t, qos = first >> 4, (first >> 1) & 3
+        out = None
+        if t == 3 and qos and len(body) >= 2:
+            tl = struct.unpack(">H", body[:2])[0]
+            pid = body[2 + tl:4 + tl]
+            if len(pid) == 2:
+                out = (b"\x40\x02" if qos == 1 else b"\x50\x02") + pid
+        elif t == 6 and len(body) >= 2:
+            out = b"\x70\x02" + body[:2]
+        elif t == 5 and len(body) >= 2:
+            out = b"\x62\x02" + body[:2]
+        if out is None or self.state not in ("send", "linger"):
+            return
+        self.chunks.append(out)
+        if self.state == "linger":
+            self.sel.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
 
     def check_rx(self):
         """Everything the broker sent must be well-framed server packets."""
@@ -472,6 +503,7 @@ class Conn:
                     fail("sequence %d: the broker sent a malformed Remaining Length" % self.index)
             if len(rx) < i + 1 + n:
                 return
+            self.respond(rx[0], bytes(rx[i + 1:i + 1 + n]))
             del rx[:i + 1 + n]
 
 
@@ -503,22 +535,24 @@ def run(args):
                         pool[r.randrange(len(pool))] = r.choice(pkts)
                     data = b"".join(mutate(r, pkts, pool))
                     chunks = chunks_of(r, data)
-                    ending = r.choice(["half-close"] * 7 + ["reset", "reset", "abandon"])
-                c = Conn(started, data, chunks, ending, broker.port)
+                    ending = r.choice(["half-close"] * 6 + ["reset", "reset", "abandon", "linger", "linger"])
+                # Mostly short; sometimes past 1.5 x a keep alive of 1 s.
+                linger_s = r.choice([0.02, 0.05, 0.1, 0.2, 1.7]) if not args.replay else 0
+                c = Conn(started, data, chunks, ending, linger_s, broker.port, sel)
                 recent.append((started, data))
                 live[c.sock.fileno()] = c
-                sel.register(c.sock, selectors.EVENT_WRITE | selectors.EVENT_READ, c)
                 started += 1
-            for key, ev in sel.select(timeout=0.5):
+            for key, ev in sel.select(timeout=0.05):
                 c = key.data
-                if step(sel, c, ev):
-                    sel.unregister(c.sock)
-                    c.sock.close()
-                    del live[key.fd]
+                if step(c, ev):
+                    finish(sel, live, c)
                     done += 1
             now = time.monotonic()
             for c in list(live.values()):
-                if c.closed_by_us_at is not None and now - c.closed_by_us_at > CLOSE_S:
+                if c.state == "linger" and now > c.linger_until:
+                    finish(sel, live, c)
+                    done += 1
+                elif c.closed_by_us_at is not None and now - c.closed_by_us_at > CLOSE_S:
                     stalls += 1
                     fail("sequence %d: the broker kept the connection %.0f s after the client's half-close "
                          "(a stall); %d bytes sent: %s" % (c.index, CLOSE_S, len(c.data), c.data[:64].hex()))
@@ -543,7 +577,13 @@ def run(args):
             broker.kill()
 
 
-def step(sel, c, ev):
+def finish(sel, live, c):
+    sel.unregister(c.sock)
+    del live[c.sock.fileno()]
+    c.sock.close()
+
+
+def step(c, ev):
     """Advances connection @c on selector events @ev; True when it is finished."""
     if ev & selectors.EVENT_READ:
         try:
@@ -561,7 +601,7 @@ def step(sel, c, ev):
         if got:
             c.rx += got
             c.check_rx()
-    if ev & selectors.EVENT_WRITE and c.closed_by_us_at is None:
+    if ev & selectors.EVENT_WRITE and c.state in ("send", "linger"):
         try:
             while c.chunks:
                 n = c.sock.send(c.chunks[0])
@@ -575,17 +615,26 @@ def step(sel, c, ev):
             return False
         except (ConnectionResetError, BrokenPipeError):
             return True
+        if c.state == "linger":
+            c.sel.modify(c.sock, selectors.EVENT_READ, c)
+            return False
         if c.ending == "reset":
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return True
         if c.ending == "abandon":
             return True
+        if c.ending == "linger":
+            c.state = "linger"
+            c.linger_until = time.monotonic() + c.linger_s
+            c.sel.modify(c.sock, selectors.EVENT_READ, c)
+            return False
         try:
             c.sock.shutdown(socket.SHUT_WR)
         except OSError:
             return True
+        c.state = "half-closed"
         c.closed_by_us_at = time.monotonic()
-        sel.modify(c.sock, selectors.EVENT_READ, c)  # nothing left to write: wait for the close
+        c.sel.modify(c.sock, selectors.EVENT_READ, c)  # nothing left to write: wait for the close
     return False
 
 
@@ -686,7 +735,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sequences", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--check-every", type=int, default=500)
     ap.add_argument("--replay", nargs="+", metavar="PATH", help="saved sequences (files or directories)")
     ap.add_argument("-v", "--verbose", action="store_true")

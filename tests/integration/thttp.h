@@ -35,6 +35,9 @@ uint16_t thttp_port(const struct broker *b);
  */
 int thttp_request(uint16_t port, const void *req, size_t len, int timeout_ms, char **ret_head, char **ret_body);
 
+/** thttp_port_open() - whether something accepts connections on 127.0.0.1:@port now. */
+bool thttp_port_open(uint16_t port);
+
 /** thttp_get() - GET @path; the status code, the body in *@ret_body (may be NULL). */
 int thttp_get(uint16_t port, const char *path, char **ret_body);
 

@@ -527,7 +527,7 @@ Test(config, unknown_directive_is_an_error)
 Test(config, unimplemented_mosquitto_directives_say_not_supported)
 {
 	static const char *const lines[] = {
-		"psk_file /etc/mosquitto/psk", "acl_file /etc/acl", "include_dir /etc/conf.d",
+		"psk_file /etc/mosquitto/psk", "cafile /etc/ca.pem", "include_dir /etc/conf.d",
 		"certfile /etc/cert.pem", "connection bridge-01", "user mosquitto", "autosave_interval 1800",
 	};
 	char message[CONFIG_ERROR_BYTES];
@@ -897,13 +897,13 @@ Test(config, environment_lower_case_variable_is_an_error)
 
 Test(config, environment_unsupported_directive_is_an_error)
 {
-	char *const envp[] = {"RINGMQ_ACL_FILE=/etc/acl", NULL};
+	char *const envp[] = {"RINGMQ_PSK_FILE=/etc/psk", NULL};
 	char err[CONFIG_ERROR_BYTES] = "";
 	struct config c;
 
 	config_init(&c);
 	cr_assert_eq(config_apply_env(&c, envp, err), -EINVAL);
-	cr_assert_str_eq(err, "environment:RINGMQ_ACL_FILE: acl_file: not supported: ringmq does not "
+	cr_assert_str_eq(err, "environment:RINGMQ_PSK_FILE: psk_file: not supported: ringmq does not "
 			      "implement this mosquitto directive yet (see docs/configuration.md)");
 }
 
