@@ -26,6 +26,7 @@
  * the struct holds fixed-size strings, so config_done() has nothing to do.
  */
 #include "ringmq/config.h"
+#include "ringmq/backoff.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -135,6 +136,7 @@ static const struct directive directives[] = {
 	CUSTOM("max_connections", set_max_connections, 0),
 	{.name = "password_file", .set = set_path, FIELD(password_file), .flags = D_REST},
 	{.name = "acl_file", .set = set_path, FIELD(acl_file), .flags = D_REST},
+	UINT("auth_backoff_max", auth_backoff_max_s, 0, 86400, 0),
 	{.name = "allow_anonymous", .set = set_bool, FIELD(allow_anonymous), .flags = D_MARK,
 	 .mark = offsetof(struct config, allow_anonymous_set)},
 	UINT("shards", shards, 0, SHARDS_MAX, 0),
@@ -784,6 +786,7 @@ void config_init(struct config *c)
 	c->shard_ring_size = SHARD_RING_SLOTS_DEFAULT;
 	c->recv_buffers = RECV_BUFFERS_DEFAULT;
 	c->recv_buffer_size = RECV_BUFFER_BYTES_DEFAULT;
+	c->auth_backoff_max_s = AUTH_BACKOFF_S_MAX_DEFAULT;
 	c->retain_available = true;
 	c->wildcard_subscription_available = true;
 	c->subscription_identifier_available = true;

@@ -91,6 +91,7 @@ struct config {
 	char password_file[4096]; /* "" = none */
 	char acl_file[4096]; /* "" = none: every client may read and write everything but $ topics */
 	bool allow_anonymous;
+	uint32_t auth_backoff_max_s; /* longest failed-login back-off, 0 = off */
 	bool allow_anonymous_set; /* given explicitly */
 
 	/* Limits (see limits.h for what each bounds). */

@@ -38,6 +38,7 @@ struct broker;
 struct share_local;
 struct share_registry;
 struct auth_db;
+struct backoff;
 struct acl;
 
 /* What crosses shards (spsc_item.op). */
@@ -170,6 +171,7 @@ struct broker {
 	 * keep it across a loop turn. */
 	struct auth_db *auth;
 	struct acl *acl; /* acl_file, NULL = none; same rules as auth */
+	struct backoff *backoff; /* failed-login back-off, atomics only (backoff.h) */
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
 	_Atomic bool draining; /* any thread: SIGUSR1 sends clients elsewhere */

@@ -19,6 +19,7 @@
 #include <urcu-qsbr.h>
 
 #include "ringmq/auth.h"
+#include "ringmq/backoff.h"
 #include "ringmq/conn.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
@@ -162,8 +163,16 @@ static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_
 		       "username given but no password_file is configured");
 		return 1;
 	}
+	if (backoff_blocked(s->b->backoff, c->peer, s->now_ms)) {
+		log_info(NULL, "connection from %s refused: too many failed logins, backing off", c->peer);
+		connect_connack(s, c, v, v == MQTT_V5 ? MQTT_RC_BAD_USER_OR_PASSWORD : MQTT_V3_BAD_USER_OR_PASSWORD,
+				false, NULL);
+		conn_close_after_flush(s, c);
+		return 1;
+	}
 	if (!k->has_password || auth_check_password(db, k->username.ptr, k->username.len, k->password.ptr,
 						    k->password.len) < 0) {
+		backoff_failed(s->b->backoff, c->peer, s->now_ms, cfg->auth_backoff_max_s);
 		log_info(NULL, "connection from %s refused: bad username or password for '%.*s'", c->peer,
 			 (int)(k->username.len > 64 ? 64 : k->username.len), (const char *)k->username.ptr);
 		connect_connack(s, c, v, v == MQTT_V5 ? MQTT_RC_BAD_USER_OR_PASSWORD : MQTT_V3_BAD_USER_OR_PASSWORD,
@@ -171,6 +180,7 @@ static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_
 		conn_close_after_flush(s, c);
 		return 1;
 	}
+	backoff_ok(s->b->backoff, c->peer);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <urcu-qsbr.h>
 
 #include "ringmq/auth.h"
+#include "ringmq/backoff.h"
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/proto.h"
@@ -78,6 +79,8 @@ int login_begin(struct shard *s, struct conn *c, const struct mqtt_connect *k)
 	if (!db)
 		return login_refuse(s, c, MQTT_RC_BAD_AUTH_METHOD,
 				    "SCRAM-SHA-512 needs a password store: no password_file is configured");
+	if (backoff_blocked(s->b->backoff, c->peer, s->now_ms))
+		return login_refuse(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, "too many failed logins: backing off");
 	if (!(p->present & MQTT_HAS(MQTT_PROP_AUTH_DATA)) ||
 	    scram_first(db, p->auth_data.ptr, p->auth_data.len, &c->scram, out, sizeof(out), &n) < 0)
 		return login_refuse(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, "malformed SCRAM client-first message");
@@ -119,8 +122,11 @@ int login_continue(struct shard *s, struct conn *c)
 		return login_refuse(s, c, MQTT_RC_PROTOCOL_ERROR, "expected AUTH 0x18 with the same method");
 	r = scram_final(c->scram, auth.disconnect.props.auth_data.ptr, auth.disconnect.props.auth_data.len, out,
 			sizeof(out), &n);
-	if (r < 0)
+	if (r < 0) {
+		backoff_failed(s->b->backoff, c->peer, s->now_ms, s->b->cfg->auth_backoff_max_s);
 		return login_refuse(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, "SCRAM proof does not match");
+	}
+	backoff_ok(s->b->backoff, c->peer);
 	log_info(NULL, "connection from %s authenticated as '%s' (SCRAM-SHA-512)", c->peer, scram_user(c->scram));
 	c->auth_user = strdup(scram_user(c->scram));
 	if (!c->auth_user)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
+#include "ringmq/backoff.h"
 #include "ringmq/conn.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
@@ -496,9 +497,10 @@ struct broker *broker_new(struct config *cfg)
 	b->route = route_new();
 	b->retain = retain_new();
 	b->shares = share_registry_new();
+	b->backoff = backoff_new();
 	pthread_mutex_init(&b->start_lock, NULL);
 	pthread_cond_init(&b->start_cond, NULL);
-	if (!b->shards || !b->route || !b->retain || !b->shares)
+	if (!b->shards || !b->route || !b->retain || !b->shares || !b->backoff)
 		return broker_free(b);
 	for (unsigned i = 0; i < b->nshards; i++) {
 		struct shard *s = &b->shards[i];
@@ -613,6 +615,7 @@ struct broker *broker_free(struct broker *b)
 	b->retain = retain_free(b->retain);
 	b->route = route_free(b->route);
 	b->shares = share_registry_free(b->shares);
+	b->backoff = backoff_free(b->backoff);
 	pthread_mutex_destroy(&b->start_lock);
 	pthread_cond_destroy(&b->start_cond);
 	free(b);

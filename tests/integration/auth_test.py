@@ -270,6 +270,24 @@ class PasswordFileTest(unittest.TestCase):
         finally:
             b.stop()
 
+    def test_failed_logins_back_off_per_address(self):
+        ringmq_passwd(self.pw, "u1", "one")
+        b = Broker(["allow_anonymous false", "password_file " + self.pw, "auth_backoff_max 30"])
+        try:
+            for _ in range(4):  # three free failures, the fourth starts the back-off
+                self.assertEqual(self.login(b, "u1", "guess"), 4)
+            self.assertEqual(self.login(b, "u1", "one"), 4)  # refused without a check while it lasts
+            self.assertTrue(any("backing off" in l for l in b.log), "".join(b.log))
+        finally:
+            b.stop()
+        b = Broker(["allow_anonymous false", "password_file " + self.pw, "auth_backoff_max 0"])
+        try:
+            for _ in range(6):
+                self.assertEqual(self.login(b, "u1", "guess"), 4)
+            self.assertEqual(self.login(b, "u1", "one"), 0)  # 0 turns it off
+        finally:
+            b.stop()
+
     def test_broken_password_files_stop_start_up(self):
         cases = {"empty": "", "garbled": "alice\n", "bad hash": "alice:$7$x$y$z\n",
                  "unknown format": "alice:$1$abc$def\n"}
