@@ -288,6 +288,18 @@ class PasswordFileTest(unittest.TestCase):
         finally:
             b.stop()
 
+    def test_open_listener_without_authentication_refuses_to_start(self):
+        conf = os.path.join(self.dir, "open.conf")
+        with open(conf, "w") as f:
+            f.write("listener 0 0.0.0.0\npersistence false\n")
+        r = subprocess.run([os.environ["RMQ_BINARY"], "-c", conf], capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s:1: listener: 0.0.0.0:0 is reachable from other hosts" % conf, r.stderr)
+        r = subprocess.run([os.environ["RMQ_BINARY"], "--bind", "0.0.0.0", "--port", "0"], capture_output=True,
+                           text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0, "the embedded anonymous default is for loopback only")
+        self.assertIn("is reachable from other hosts", r.stderr)
+
     def test_broken_password_files_stop_start_up(self):
         cases = {"empty": "", "garbled": "alice\n", "bad hash": "alice:$7$x$y$z\n",
                  "unknown format": "alice:$1$abc$def\n"}
