@@ -5,6 +5,7 @@
  * from a new source port does not escape.  Each slot holds the address
  * hash, the failure count and the time until which the address waits.
  */
+#include "ringmq/hash.h"
 #include "ringmq/backoff.h"
 
 #include <stdatomic.h>
@@ -27,11 +28,8 @@ static uint64_t addr_key(const char *addr)
 {
 	const char *colon = strrchr(addr, ':');
 	size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
-	uint64_t h = 1469598103934665603ull;
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)addr[i]) * 1099511628211ull;
-	return h | 1; /* 0 marks an empty slot */
+	return hash_bytes(addr, n) | 1; /* 0 marks an empty slot */
 }
 
 static struct slot *slot_of(struct backoff *b, uint64_t key)

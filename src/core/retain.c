@@ -8,6 +8,7 @@
  * walks the table (the LMDB store replaces this with a prefix scan over
  * the levels before the first wildcard).
  */
+#include "ringmq/hash.h"
 #include "ringmq/retain.h"
 
 #include <stdatomic.h>
@@ -29,14 +30,6 @@ struct rnode {
 	struct rcu_head rcu;
 	struct msg *m;
 };
-
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a: short keys, good enough spread */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
 
 struct key {
 	const uint8_t *p;

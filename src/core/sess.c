@@ -12,6 +12,7 @@
  * The session table is a chained hash on the client id, doubled when its
  * load passes 1.
  */
+#include "ringmq/hash.h"
 #include "ringmq/sess.h"
 
 #include <errno.h>
@@ -41,10 +42,8 @@ struct sess_table {
 
 static uint64_t id_hash(const uint8_t *p, uint32_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (uint32_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
+	uint64_t h = hash_bytes(p, n);
+	return h ^ (h >> 29); /* the table masks low bits: fold the high ones in */
 }
 
 struct sess_table *sess_table_new(void)

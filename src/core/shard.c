@@ -18,6 +18,7 @@
  * argument why none is lost).  Its own completion is suppressed with
  * IOSQE_CQE_SKIP_SUCCESS.
  */
+#include "ringmq/hash.h"
 #include "ringmq/shard.h"
 
 #include <errno.h>
@@ -63,10 +64,7 @@ uint64_t shard_now_ms(void)
 
 unsigned shard_home(const struct broker *b, const uint8_t *id, uint32_t len)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ id[i]) * 1099511628211ull;
-	return (unsigned)(h % b->nshards);
+	return (unsigned)(hash_bytes(id, len) % b->nshards);
 }
 
 /* ------------------------------------------------------------------ rings */

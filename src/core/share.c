@@ -13,6 +13,7 @@
  * with the number of shared groups (typically a handful); a publish with
  * no shared group at all costs one atomic load.
  */
+#include "ringmq/hash.h"
 #include "ringmq/share.h"
 
 #include <errno.h>
@@ -79,14 +80,6 @@ struct key {
 	const uint8_t *p;
 	size_t n;
 };
-
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
 
 static uint64_t hash_id(uint32_t id)
 {
