@@ -73,9 +73,14 @@ struct sess {
 	struct sess_sub *subs;
 	uint32_t sub_count, sub_cap;
 
-	/* Inflight server -> client (QoS 1/2), at most inflight_max. */
+	/* Inflight server -> client (QoS 1/2), at most inflight_max: a ring of
+	 * inflight_cap (a power of two) entries, oldest at inflight_head, so
+	 * in-order acknowledgements remove in O(1).  Packet ids in use are
+	 * also kept in a 65,536-bit set once the window passes 64 entries, so
+	 * allocating an id stays O(1) in large windows. */
 	struct deliv *inflight;
-	uint32_t inflight_count, inflight_cap, inflight_max;
+	uint32_t inflight_head, inflight_count, inflight_cap, inflight_max;
+	uint64_t *pid_used;
 	uint16_t next_pid;
 	/* Waiting for room in the inflight window, FIFO ring. */
 	struct deliv *queue;

@@ -137,6 +137,12 @@ struct sess *sess_new(struct shard *s, const uint8_t *id, uint32_t len, uint8_t 
 	return se;
 }
 
+/* The @i-th oldest inflight entry. */
+static struct deliv *inf(const struct sess *se, uint32_t i)
+{
+	return &se->inflight[(se->inflight_head + i) & (se->inflight_cap - 1)];
+}
+
 static void deliv_done(struct deliv *d)
 {
 	d->m = msg_unref(d->m);
@@ -179,8 +185,9 @@ static void sess_free(struct shard *s, struct sess *se, bool redeliver)
 	free(se->subs);
 	for (uint32_t i = 0; i < se->inflight_count; i++)
 		/* [MQTT-4.8.2-5] a QoS 2 message whose delivery started stays with this member */
-		deliv_end(s, &se->inflight[i], redeliver && se->inflight[i].qos == 1);
+		deliv_end(s, inf(se, i), redeliver && inf(se, i)->qos == 1);
 	free(se->inflight);
+	free(se->pid_used);
 	for (uint32_t i = 0; i < se->q_len; i++)
 		deliv_end(s, &se->queue[(se->q_head + i) % se->q_cap], redeliver);
 	free(se->queue);
@@ -293,12 +300,32 @@ static uint32_t window(const struct sess *se)
 	return w;
 }
 
-static bool pid_in_use(const struct sess *se, uint16_t pid)
+#define PID_SET_FROM 64u /* windows larger than this keep a packet-id bit set */
+
+/* Logical index of @pid in the window, or -1. */
+static int64_t inflight_find(const struct sess *se, uint16_t pid)
 {
 	for (uint32_t i = 0; i < se->inflight_count; i++)
-		if (se->inflight[i].pid == pid)
-			return true;
-	return false;
+		if (inf(se, i)->pid == pid)
+			return i;
+	return -1;
+}
+
+static void pid_mark(struct sess *se, uint16_t pid, bool used)
+{
+	if (!se->pid_used)
+		return;
+	if (used)
+		se->pid_used[pid >> 6] |= UINT64_C(1) << (pid & 63);
+	else
+		se->pid_used[pid >> 6] &= ~(UINT64_C(1) << (pid & 63));
+}
+
+static bool pid_in_use(const struct sess *se, uint16_t pid)
+{
+	if (se->pid_used)
+		return se->pid_used[pid >> 6] >> (pid & 63) & 1;
+	return inflight_find(se, pid) >= 0;
 }
 
 static uint16_t pid_next(struct sess *se)
@@ -427,10 +454,40 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 
 static void inflight_remove(struct sess *se, uint32_t i)
 {
-	stats_stored(shard_self(), -1, -(int64_t)se->inflight[i].m->payload.len); /* the owner shard runs this */
-	deliv_done(&se->inflight[i]);
-	memmove(&se->inflight[i], &se->inflight[i + 1], (se->inflight_count - i - 1) * sizeof(*se->inflight));
+	struct deliv *d = inf(se, i);
+
+	stats_stored(shard_self(), -1, -(int64_t)d->m->payload.len); /* the owner shard runs this */
+	pid_mark(se, d->pid, false);
+	deliv_done(d);
+	if (i == 0) { /* the usual case: acknowledgements come in order */
+		se->inflight_head = (se->inflight_head + 1) & (se->inflight_cap - 1);
+	} else {
+		for (; i + 1 < se->inflight_count; i++)
+			*inf(se, i) = *inf(se, i + 1);
+	}
 	se->inflight_count--;
+}
+
+/* Double the ring (keeping order); start the packet-id set past PID_SET_FROM. */
+static int inflight_grow(struct sess *se)
+{
+	uint32_t cap = se->inflight_cap ? se->inflight_cap * 2 : 8;
+	struct deliv *n = malloc(cap * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < se->inflight_count; i++)
+		n[i] = *inf(se, i);
+	free(se->inflight);
+	se->inflight = n;
+	se->inflight_head = 0;
+	se->inflight_cap = cap;
+	if (cap > PID_SET_FROM && !se->pid_used) {
+		se->pid_used = calloc(65536 / 64, sizeof(uint64_t));
+		for (uint32_t i = 0; se->pid_used && i < se->inflight_count; i++)
+			pid_mark(se, inf(se, i)->pid, true);
+	}
+	return 0;
 }
 
 /* Put @d into the window and send it.  Caller checked there is room. */
@@ -438,19 +495,14 @@ static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
 {
 	int r;
 
-	if (se->inflight_count == se->inflight_cap) {
-		uint32_t cap = se->inflight_cap ? se->inflight_cap * 2 : 8;
-		struct deliv *n = realloc(se->inflight, cap * sizeof(*n));
-		if (!n) {
-			deliv_done(d); /* counted as dropped by the caller's stats */
-			return;
-		}
-		se->inflight = n;
-		se->inflight_cap = cap;
+	if (se->inflight_count == se->inflight_cap && inflight_grow(se) < 0) {
+		deliv_done(d); /* counted as dropped by the caller's stats */
+		return;
 	}
 	d->pid = pid_next(se);
 	d->state = d->qos == 1 ? DELIV_WAIT_PUBACK : DELIV_WAIT_PUBREC;
-	se->inflight[se->inflight_count++] = *d;
+	*inf(se, se->inflight_count++) = *d;
+	pid_mark(se, d->pid, true);
 	stats_stored(s, 1, d->m->payload.len);
 	r = send_publish(s, se, d, false);
 	if (r == -EMSGSIZE || r == -EACCES)
@@ -544,7 +596,7 @@ void sess_resume(struct shard *s, struct sess *se)
 	RMQ_ASSERT(se->owner_shard == s->id);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, in order */
 	for (uint32_t i = 0; i < se->inflight_count && se->conn;) {
-		struct deliv *d = &se->inflight[i];
+		struct deliv *d = inf(se, i);
 		if (d->state == DELIV_WAIT_PUBCOMP) {
 			struct mqtt_packet rel = {.type = MQTT_PUBREL};
 			rel.ack.packet_id = d->pid;
@@ -568,32 +620,31 @@ int sess_ack(struct shard *s, struct sess *se, uint8_t type, uint16_t pid)
 		       : type == MQTT_PUBREC ? DELIV_WAIT_PUBREC
 					     : DELIV_WAIT_PUBCOMP;
 
-	for (uint32_t i = 0; i < se->inflight_count; i++) {
-		struct deliv *d = &se->inflight[i];
-		if (d->pid != pid)
-			continue;
-		if (d->state != want && !(type == MQTT_PUBREC && d->state == DELIV_WAIT_PUBCOMP))
-			return -EPROTO;
-		if (type == MQTT_PUBREC) {
-			d->state = DELIV_WAIT_PUBCOMP; /* the caller sends PUBREL */
-			return 0;
-		}
-		inflight_remove(se, i);
-		sess_pump(s, se);
+	int64_t i = pid_in_use(se, pid) ? inflight_find(se, pid) : -1;
+	struct deliv *d;
+
+	if (i < 0)
+		return -ENOENT;
+	d = inf(se, (uint32_t)i);
+	if (d->state != want && !(type == MQTT_PUBREC && d->state == DELIV_WAIT_PUBCOMP))
+		return -EPROTO;
+	if (type == MQTT_PUBREC) {
+		d->state = DELIV_WAIT_PUBCOMP; /* the caller sends PUBREL */
 		return 0;
 	}
-	return -ENOENT;
+	inflight_remove(se, (uint32_t)i);
+	sess_pump(s, se);
+	return 0;
 }
 
 /* Drop inflight entry @pid (a PUBREC with a failure reason ends the flow). */
 void sess_ack_drop(struct shard *s, struct sess *se, uint16_t pid)
 {
-	for (uint32_t i = 0; i < se->inflight_count; i++) {
-		if (se->inflight[i].pid == pid) {
-			inflight_remove(se, i);
-			sess_pump(s, se);
-			return;
-		}
+	int64_t i = inflight_find(se, pid);
+
+	if (i >= 0) {
+		inflight_remove(se, (uint32_t)i);
+		sess_pump(s, se);
 	}
 }
 
