@@ -450,8 +450,10 @@ static void fan_out(struct topic *t, const uint8_t *hdr, uint32_t hlen, const ui
 		}
 		buf_reserve(o, hlen + alen + blen);
 		memcpy(o->data + o->len, hdr, hlen);
-		memcpy(o->data + o->len + hlen, a, alen);
-		memcpy(o->data + o->len + hlen + alen, b, blen);
+		if (alen) /* a frame wholly in one buffer has no second part: NULL, 0 */
+			memcpy(o->data + o->len + hlen, a, alen);
+		if (blen)
+			memcpy(o->data + o->len + hlen + alen, b, blen);
 		o->len += hlen + alen + blen;
 		mark_dirty(s);
 		F.forwarded++;

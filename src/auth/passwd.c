@@ -134,7 +134,8 @@ int auth_db_load(const char *path, struct auth_db **ret_db, char *err)
 struct auth_db *auth_db_free(struct auth_db *db)
 {
 	if (db) {
-		explicit_bzero(db->v, db->n * sizeof(*db->v));
+		if (db->v)
+			explicit_bzero(db->v, db->n * sizeof(*db->v));
 		free(db->v);
 		free(db);
 	}
