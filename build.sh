@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="meson ninja-build gcc pkg-config liburing-dev libjemalloc-dev liburcu-dev libcriterion-dev libwolfssl-dev"
-TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang"
+TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang prometheus prometheus-mqtt-exporter"
 
 install_deps() {
 	missing=""

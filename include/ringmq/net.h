@@ -56,6 +56,9 @@ static inline uint8_t *net_bufring_ptr(const struct net_bufring *b, uint16_t bid
 /** net_bufring_free() - unregister and free; accepts a zeroed struct. */
 void net_bufring_free(struct io_uring *ring, struct net_bufring *b);
 
+/** net_accepted() - per-connection socket options (TCP_NODELAY). */
+void net_accepted(int fd);
+
 /** net_peer_name() - "ADDR:PORT" of a connected socket into @buf (64 bytes). */
 void net_peer_name(int fd, char *buf, size_t len);
 

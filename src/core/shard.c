@@ -265,6 +265,7 @@ static void accept_done(struct shard *s, unsigned l, struct io_uring_cqe *cqe)
 		close(fd);
 		return;
 	}
+	net_accepted(fd);
 	net_peer_name(fd, c->peer, sizeof(c->peer));
 	conn_arm_recv(s, c);
 }

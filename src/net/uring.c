@@ -35,6 +35,11 @@ static int listen_on(const struct addrinfo *ai, int *ret_fd)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
+	/* MQTT packets are small and each send is a whole batch already:
+	 * Nagle plus delayed ACKs would hold them back up to ~40 ms.  Accepted
+	 * sockets inherit the option; net_accepted() sets it again anyway. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		goto fail;
 	if (ai->ai_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int)) < 0)
 		goto fail;
@@ -131,6 +136,13 @@ void net_bufring_free(struct io_uring *ring, struct net_bufring *b)
 	(void)io_uring_unregister_buf_ring(ring, b->bgid); /* ring teardown follows anyway */
 	munmap(b->br, b->count * sizeof(struct io_uring_buf) + (size_t)b->count * b->size);
 	b->br = NULL;
+}
+
+void net_accepted(int fd)
+{
+	int one = 1;
+	/* Best effort: a socket without it still works, only with more latency. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void net_peer_name(int fd, char *buf, size_t len)

@@ -43,6 +43,8 @@
 #define HTTP_BACKLOG 64
 #define HTTP_HEAD_BYTES 512 /* the status line and headers of an answer */
 #define HTTP_PEER_BYTES 64
+#define HTTP_LINGER_MS 500 /* reading what a client still sends after the answer */
+#define HTTP_LINGER_BYTES 65536
 #define HTTP_ERROR_BYTES 256
 #define PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define TEXT_CONTENT_TYPE "text/plain; charset=utf-8"
@@ -290,6 +292,32 @@ static void serve(struct http *h, int fd, const char *peer)
 	free(snap);
 }
 
+/* Close the way nginx does ("lingering close"): send FIN first, then read
+ * and drop what the client still sends until it closes too (bounded in time
+ * and bytes).  Closing with unread bytes would send a reset, which can
+ * destroy the answer before the client has read it (a 431 leaves the rest
+ * of the oversized request unread). */
+static void linger_close(const struct http *h, int fd)
+{
+	uint64_t deadline = shard_now_ms() + HTTP_LINGER_MS;
+	size_t dropped = 0;
+	char buf[4096];
+
+	(void)shutdown(fd, SHUT_WR); /* ENOTCONN if the client is gone: nothing to do */
+	while (dropped < HTTP_LINGER_BYTES) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			dropped += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			break;
+		if (errno == EAGAIN && wait_fd(h, fd, POLLIN, deadline) < 0)
+			break;
+	}
+	close(fd);
+}
+
 static void *http_main(void *arg)
 {
 	struct http *h = arg;
@@ -315,7 +343,7 @@ static void *http_main(void *arg)
 		}
 		net_peer_name(fd, peer, sizeof(peer));
 		serve(h, fd, peer);
-		close(fd);
+		linger_close(h, fd);
 	}
 	return NULL;
 }

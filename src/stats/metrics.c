@@ -14,7 +14,6 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "ringmq/limits.h"
 
 #define NS_PER_S 1e9
 #define MS_PER_S 1e3

@@ -18,6 +18,19 @@
 #include <time.h>
 
 #include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define STATS_HEAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STATS_HEAP_ASAN 1
+#endif
+#endif
+#ifdef STATS_HEAP_ASAN
+/* AddressSanitizer replaces malloc; only its own statistics know the heap.
+ * Declared here (sanitizer/allocator_interface.h is not installed with
+ * every compiler); libasan exports it. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #ifdef HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
 /* Weak: jemalloc is linked into the ringmq binary only (meson.build), so a
@@ -205,6 +218,9 @@ uint64_t stats_heap_bytes(void)
 {
 	struct mallinfo2 mi;
 
+#ifdef STATS_HEAP_ASAN
+	return __sanitizer_get_current_allocated_bytes();
+#endif
 #ifdef HAVE_JEMALLOC
 	if (mallctl) {
 		uint64_t epoch = 1;
@@ -284,8 +300,11 @@ void stats_sess_released(struct shard *s, const struct sess *se)
 {
 	uint64_t bytes = 0;
 
-	for (uint32_t i = 0; i < se->inflight_count; i++)
-		bytes += se->inflight[i].m ? se->inflight[i].m->payload.len : 0;
+	for (uint32_t i = 0; i < se->inflight_count; i++) {
+		/* a ring of inflight_cap entries (a power of two), oldest at inflight_head (sess.h) */
+		const struct deliv *d = &se->inflight[(se->inflight_head + i) & (se->inflight_cap - 1)];
+		bytes += d->m ? d->m->payload.len : 0;
+	}
 	for (uint32_t i = 0; i < se->q_len; i++) {
 		const struct deliv *d = &se->queue[(se->q_head + i) % se->q_cap];
 		bytes += d->m ? d->m->payload.len : 0;

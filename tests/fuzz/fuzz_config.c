@@ -86,7 +86,8 @@ static void check_config(const struct config *c)
 	CHECK(pow2(c->shard_ring_size) && c->shard_ring_size >= CONFIG_SHARD_RING_SLOTS_MIN &&
 	      c->shard_ring_size <= CONFIG_SHARD_RING_SLOTS_MAX);
 	CHECK(pow2(c->recv_buffers) && c->recv_buffers <= CONFIG_RECV_BUFFERS_MAX);
-	CHECK(c->recv_buffer_size >= CONFIG_RECV_BUFFER_BYTES_MIN && c->recv_buffer_size <= CONFIG_RECV_BUFFER_BYTES_MAX);
+	CHECK(c->recv_buffer_size >= CONFIG_RECV_BUFFER_BYTES_MIN);
+	CHECK(c->recv_buffer_size <= CONFIG_RECV_BUFFER_BYTES_MAX);
 	TERMINATED(c->password_file);
 	TERMINATED(c->response_information);
 	TERMINATED(c->server_reference);

@@ -247,8 +247,8 @@ Test(storms, takeover_storm_leaves_one_connection_per_client_id_MQTT_3_1_4_3)
 		if (k[i].closed) {
 			cr_assert(k[i].connack, "contender %u: closed without CONNACK", i);
 			if (i / IDS % 2)
-				cr_assert_eq(k[i].disconnect, MQTT_RC_SESSION_TAKEN_OVER, "contender %u: DISCONNECT %d", i,
-					     k[i].disconnect);
+				cr_assert_eq(k[i].disconnect, MQTT_RC_SESSION_TAKEN_OVER,
+					     "contender %u: DISCONNECT %d", i, k[i].disconnect);
 			continue;
 		}
 		survivors[k[i].id]++;
@@ -277,6 +277,67 @@ Test(storms, takeover_storm_leaves_one_connection_per_client_id_MQTT_3_1_4_3)
 	broker_stop(&b);
 }
 
+/* The messages one session has seen, by number "mNNN". */
+struct tally {
+	bool seen[1000];
+	unsigned sent, seen_count, deliveries;
+};
+
+/* Reads @cur until the take-over by @next closes it, acknowledging every
+ * other PUBLISH (an acknowledgement may race the take-over: the message is
+ * then resent); with @next NULL, until every message was seen,
+ * acknowledging all. */
+static void drain_session_connection(struct tclient *cur, const struct tclient *next, struct tally *t,
+				     unsigned round)
+{
+	unsigned got = 0;
+
+	for (int64_t end = harness_now_ms() + 3 * TC_WAIT_MS;;) {
+		int64_t left = end - harness_now_ms();
+		struct mqtt_packet p;
+		unsigned idx;
+		int rc;
+
+		if (next == NULL && t->seen_count == t->sent)
+			return;
+		cr_assert(left > 0, "round %u: %s", round,
+			  next ? "old connection not closed by the take-over" : "messages missing");
+		rc = tc_recv(cur, (int)left, &p);
+		if (rc == -ECONNRESET && next)
+			return;
+		cr_assert(rc == 0, "round %u: %s", round, rc == -ECONNRESET ? "closed" : "nothing");
+		if (p.type == MQTT_DISCONNECT) {
+			cr_assert_eq(p.disconnect.reason, MQTT_RC_SESSION_TAKEN_OVER);
+			continue;
+		}
+		cr_assert(p.type == MQTT_PUBLISH && p.publish.payload.len == 4, "round %u: %s", round,
+			  tc_describe(&p));
+		idx = (unsigned)strtoul(tc_dup(p.publish.payload) + 1, NULL, 10);
+		cr_assert(idx < t->sent, "round %u: unknown message %s", round, tc_describe(&p));
+		t->deliveries++;
+		t->seen_count += !t->seen[idx];
+		t->seen[idx] = true;
+		if (next == NULL || got++ % 2 == 0)
+			tc_ack(cur, MQTT_PUBACK, p.publish.packet_id);
+	}
+}
+
+/* A CONNECT resuming "hot-session" (Clean Session 0; MQTT 5 with a session
+ * expiry), sent on a new connection without waiting for the answer. */
+static struct tclient *resume_session(const struct broker *b, uint8_t version)
+{
+	struct mqtt_packet q = tc_connect_packet(version, "hot-session");
+	struct tclient *c = tc_open(b, version, "hot-session");
+
+	q.connect.clean = false;
+	if (version == MQTT_V5) {
+		q.connect.props.present |= MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+		q.connect.props.session_expiry = 300;
+	}
+	(void)tc_send(c, &q);
+	return c;
+}
+
 /* A persistent session taken over forty times while a publisher sends it
  * QoS 1 messages: each take-over comes while the old connection holds
  * unacknowledged messages (half of what it receives is acknowledged), the
@@ -288,20 +349,17 @@ Test(storms, takeover_storm_leaves_one_connection_per_client_id_MQTT_3_1_4_3)
 Test(storms, takeover_storm_keeps_persistent_session_messages_MQTT_4_4_0_1)
 {
 	enum { ROUNDS = 40, PER_ROUND = 10, TOTAL = ROUNDS * PER_ROUND };
+	static struct tally t;
 	struct broker b;
 	struct tc_witness w;
 	struct tclient *pub, *cur;
-	static bool seen[TOTAL];
-	unsigned seen_count = 0, acks = 0, deliveries = 0;
 	struct mqtt_packet p, ack;
-	unsigned sent = 0;
 
 	broker_start(&b, "max_queued_messages 1000\n");
 	tc_witness_start(&w, &b, "session");
-	memset(seen, 0, sizeof(seen));
+	memset(&t, 0, sizeof(t));
 	p = tc_connect_packet(MQTT_V311, "hot-session");
-	p.connect.clean = true;
-	tc_disconnect(tc_connect_with(&b, &p, &ack)); /* no session left from an earlier run */
+	tc_disconnect(tc_connect_with(&b, &p, &ack)); /* Clean Session 1: no session left from before */
 	p.connect.clean = false;
 	cur = tc_connect_with(&b, &p, &ack);
 	cr_assert(ack.connack.reason == 0, "%s", tc_describe(&ack));
@@ -309,57 +367,16 @@ Test(storms, takeover_storm_keeps_persistent_session_messages_MQTT_4_4_0_1)
 	pub = tc_connect(&b, MQTT_V311, "hot-pub", true);
 	for (unsigned r = 0; r <= ROUNDS; r++) {
 		struct tclient *next = NULL;
-		unsigned got = 0;
 
 		for (unsigned i = 0; r < ROUNDS && i < PER_ROUND; i++) {
 			char payload[16];
 
-			snprintf(payload, sizeof(payload), "m%03u", sent++);
+			snprintf(payload, sizeof(payload), "m%03u", t.sent++);
 			(void)tc_publish_send(pub, "hot/t", payload, 1, false);
 		}
-		if (r < ROUNDS) {
-			uint8_t version = r % 2 ? MQTT_V5 : MQTT_V311;
-			struct mqtt_packet q = tc_connect_packet(version, "hot-session");
-
-			q.connect.clean = false;
-			if (version == MQTT_V5) {
-				q.connect.props.present |= MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
-				q.connect.props.session_expiry = 300;
-			}
-			next = tc_open(&b, version, "hot-session");
-			(void)tc_send(next, &q);
-		}
-		/* Drain the old connection until the take-over closes it (the
-		 * last round: until every message was seen). */
-		for (int64_t end = harness_now_ms() + 3 * TC_WAIT_MS;;) {
-			int64_t left = end - harness_now_ms();
-			int rc;
-
-			if (next == NULL && seen_count == TOTAL)
-				break;
-			cr_assert(left > 0, "round %u: %s", r,
-				  next ? "old connection not closed by the take-over" : "messages missing");
-			rc = tc_recv(cur, (int)left, &p);
-			if (rc == -ECONNRESET && next)
-				break;
-			cr_assert(rc == 0, "round %u: %s", r, rc == -ECONNRESET ? "closed" : "nothing");
-			if (p.type == MQTT_DISCONNECT) {
-				cr_assert_eq(p.disconnect.reason, MQTT_RC_SESSION_TAKEN_OVER);
-				continue;
-			}
-			cr_assert(p.type == MQTT_PUBLISH && p.publish.payload.len == 4, "round %u: %s", r,
-				  tc_describe(&p));
-			{
-				unsigned idx = (unsigned)strtoul(tc_dup(p.publish.payload) + 1, NULL, 10);
-
-				cr_assert(idx < sent, "round %u: unknown message %s", r, tc_describe(&p));
-				deliveries++;
-				seen_count += !seen[idx];
-				seen[idx] = true;
-			}
-			if (next == NULL || got++ % 2 == 0)
-				tc_ack(cur, MQTT_PUBACK, p.publish.packet_id); /* may race the take-over: resent */
-		}
+		if (r < ROUNDS)
+			next = resume_session(&b, r % 2 ? MQTT_V5 : MQTT_V311);
+		drain_session_connection(cur, next, &t, r);
 		tc_close(cur);
 		if (next) {
 			ack = tc_expect(next, MQTT_CONNACK);
@@ -369,8 +386,8 @@ Test(storms, takeover_storm_keeps_persistent_session_messages_MQTT_4_4_0_1)
 		}
 		tc_witness_check(&w);
 	}
-	cr_log_info("%u messages, %u deliveries over %u connections", TOTAL, deliveries, ROUNDS + 1);
-	for (; acks < TOTAL; acks++)
+	cr_log_info("%u messages, %u deliveries over %u connections", TOTAL, t.deliveries, ROUNDS + 1);
+	for (unsigned acks = 0; acks < TOTAL; acks++)
 		(void)tc_expect(pub, MQTT_PUBACK);
 	tc_disconnect(pub);
 	tc_witness_stop(&w);

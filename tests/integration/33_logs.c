@@ -80,9 +80,11 @@ Test(logs, text_connect_and_disconnect_lines_carry_address_version_and_reason)
 	l = line_with(text, "[client log-v5] connected from 127.0.0.1:", "MQTT 5.0");
 	cr_assert(l, "no connect line for log-v5:\n%s", text);
 	cr_assert(strstr(l, " INFO [shard "), "%s", l);
-	l = line_with(text, "[client log-v5] disconnected from 127.0.0.1:", "MQTT 5.0, client sent DISCONNECT (reason 0x00)");
+	l = line_with(text, "[client log-v5] disconnected from 127.0.0.1:",
+		      "MQTT 5.0, client sent DISCONNECT (reason 0x00)");
 	cr_assert(l, "no disconnect line for log-v5:\n%s", text);
-	l = line_with(text, "[client log-v311] disconnected from 127.0.0.1:", "MQTT 3.1.1, connection closed by client");
+	l = line_with(text, "[client log-v311] disconnected from 127.0.0.1:",
+		      "MQTT 3.1.1, connection closed by client");
 	cr_assert(l, "no disconnect line for log-v311:\n%s", text);
 	free(text);
 	broker_stop(&b);

@@ -11,10 +11,13 @@ duplicate, swap, splice from another sequence, retype) and at byte level
 (bit flips, interesting values, inserted, deleted and repeated bytes,
 truncation, rewritten Remaining Lengths), and the CONNECT is usually left
 intact so the mutations reach the post-CONNECT code.  It goes out in one
-write, in random chunks or a byte at a time, and the connection ends with
-a half-close (the broker must then close it: a connection it keeps is a
-stall), a reset, or nothing at all.  Client ids come from a small pool, so
-sequences take over each other's sessions across shards.
+write, in random chunks or a byte at a time, while the client answers what
+the broker sends as a well-behaved client would (PUBACK, PUBREC, PUBREL,
+PUBCOMP), so QoS flows and in-flight windows move.  The connection then
+ends with a half-close (the broker must then close it: a connection it
+keeps is a stall), a reset, a plain close, or it lingers open for up to
+1.7 s (past a keep alive of 1 s) before closing.  Client ids come from a
+small pool, so sequences take over each other's sessions across shards.
 
 Checked: everything the broker sends is well-framed and of a type a
 server may send; every half-closed connection is closed by the broker

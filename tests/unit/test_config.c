@@ -1359,3 +1359,56 @@ Test(config, parse_line_without_an_error_buffer_aborts, .signal = SIGABRT)
 	config_init(&c);
 	(void)config_parse_line(&c, "shards 1", FILE_NAME, LINE, NULL);
 }
+
+/* ---- Monitoring: http_listener and log_format (issue 8) ---- */
+
+Test(config, http_listener_is_off_by_default_and_takes_a_port_and_address)
+{
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(c.http_port, -1, "the HTTP listener is off unless configured");
+	cr_assert_str_eq(c.http_bind_address, "");
+	parse_ok(&c, "http_listener 9100");
+	cr_assert_eq(c.http_port, 9100);
+	cr_assert_str_eq(c.http_bind_address, "", "no address: every address");
+	parse_ok(&c, "http_listener 0 127.0.0.1");
+	cr_assert_eq(c.http_port, 0, "0 picks a free port");
+	cr_assert_str_eq(c.http_bind_address, "127.0.0.1");
+}
+
+Test(config, http_listener_bad_values_are_errors)
+{
+	expect_error("http_listener 65536",
+		     AT "http_listener: expected a port from 0 to 65535, got '65536'");
+	expect_error("http_listener", AT "http_listener: missing value");
+	expect_error("http_listener 9100 127.0.0.1 x", AT "http_listener: unexpected extra argument 'x'");
+	expect_error("http_listener 9100 /run/ringmq.sock",
+		     AT "http_listener: unix socket paths are not supported, got '/run/ringmq.sock'");
+}
+
+Test(config, log_format_takes_text_or_json)
+{
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(c.log_format, LOG_FORMAT_TEXT);
+	parse_ok(&c, "log_format json");
+	cr_assert_eq(c.log_format, LOG_FORMAT_JSON);
+	parse_ok(&c, "log_format text");
+	cr_assert_eq(c.log_format, LOG_FORMAT_TEXT);
+	expect_error("log_format xml", AT "log_format: expected text or json, got 'xml'");
+}
+
+Test(config, environment_sets_the_http_listener)
+{
+	char *env[] = {"RINGMQ_HTTP_LISTENER=9100 0.0.0.0", "RINGMQ_LOG_FORMAT=json", NULL};
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(config_apply_env(&c, env, err), 0, "%s", err);
+	cr_assert_eq(c.http_port, 9100);
+	cr_assert_str_eq(c.http_bind_address, "0.0.0.0");
+	cr_assert_eq(c.log_format, LOG_FORMAT_JSON);
+}

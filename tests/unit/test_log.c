@@ -34,7 +34,8 @@ Test(log, json_escapes_quotes_backslashes_and_control_characters)
 
 Test(log, json_keeps_valid_utf8_and_replaces_invalid_bytes)
 {
-	cr_assert_str_eq(json("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+	cr_assert_str_eq(json("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+			 "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
 	cr_assert_str_eq(json("\x80"), "\"\\ufffd\"", "stray continuation byte");
 	cr_assert_str_eq(json("\xc0\xaf"), "\"\\ufffd\\ufffd\"", "overlong form");
 	cr_assert_str_eq(json("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"", "surrogate");
