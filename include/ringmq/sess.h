@@ -72,15 +72,25 @@ struct sess {
 
 	struct sess_sub *subs;
 	uint32_t sub_count, sub_cap;
+	/* Open-addressing index over subs (slot = index + 1, 0 = empty), built
+	 * once a session holds more than SUB_INDEX_FROM filters, so SUBSCRIBE
+	 * and UNSUBSCRIBE cost the same with 1 or 100,000 subscriptions held. */
+	uint32_t *sub_index;
+	uint32_t sub_index_mask;
+	uint32_t sub_index_used; /* slots taken, deleted ones (tombstones) included */
 
-	/* Inflight server -> client (QoS 1/2), at most inflight_max: a ring of
-	 * inflight_cap (a power of two) entries, oldest at inflight_head, so
-	 * in-order acknowledgements remove in O(1).  Packet ids in use are
-	 * also kept in a 65,536-bit set once the window passes 64 entries, so
-	 * allocating an id stays O(1) in large windows. */
+	/* Inflight server -> client (QoS 1/2), at most inflight_max live
+	 * entries: a ring of inflight_cap (a power of two) slots, oldest at
+	 * inflight_head, inflight_span slots from there in send order.  An
+	 * acknowledged entry becomes a hole (m == NULL) that the head skips, so
+	 * entries never move and removal is O(1) in any order.  Once the ring
+	 * passes 64 slots, a 65,536-bit set of packet ids in use and a map from
+	 * packet id to slot (264 KiB, only for sessions with such windows)
+	 * make id allocation and acknowledgement lookup O(1) as well. */
 	struct deliv *inflight;
-	uint32_t inflight_head, inflight_count, inflight_cap, inflight_max;
+	uint32_t inflight_head, inflight_span, inflight_count, inflight_cap, inflight_max;
 	uint64_t *pid_used;
+	uint32_t *pid_slot;
 	uint16_t next_pid;
 	/* Waiting for room in the inflight window, FIFO ring. */
 	struct deliv *queue;

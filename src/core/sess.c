@@ -137,7 +137,7 @@ struct sess *sess_new(struct shard *s, const uint8_t *id, uint32_t len, uint8_t 
 	return se;
 }
 
-/* The @i-th oldest inflight entry. */
+/* The @i-th slot of the inflight span, oldest first; m == NULL is a hole. */
 static struct deliv *inf(const struct sess *se, uint32_t i)
 {
 	return &se->inflight[(se->inflight_head + i) & (se->inflight_cap - 1)];
@@ -183,11 +183,13 @@ static void sess_free(struct shard *s, struct sess *se, bool redeliver)
 		free(se->subs[i].filter);
 	}
 	free(se->subs);
-	for (uint32_t i = 0; i < se->inflight_count; i++)
-		/* [MQTT-4.8.2-5] a QoS 2 message whose delivery started stays with this member */
-		deliv_end(s, inf(se, i), redeliver && inf(se, i)->qos == 1);
+	free(se->sub_index);
+	for (uint32_t i = 0; i < se->inflight_span; i++)
+		if (inf(se, i)->m) /* [MQTT-4.8.2-5] a started QoS 2 delivery stays with this member */
+			deliv_end(s, inf(se, i), redeliver && inf(se, i)->qos == 1);
 	free(se->inflight);
 	free(se->pid_used);
+	free(se->pid_slot);
 	for (uint32_t i = 0; i < se->q_len; i++)
 		deliv_end(s, &se->queue[(se->q_head + i) % se->q_cap], redeliver);
 	free(se->queue);
@@ -302,23 +304,30 @@ static uint32_t window(const struct sess *se)
 
 #define PID_SET_FROM 64u /* windows larger than this keep a packet-id bit set */
 
-/* Logical index of @pid in the window, or -1. */
+/* Position of @pid in the span, or -1. */
 static int64_t inflight_find(const struct sess *se, uint16_t pid)
 {
-	for (uint32_t i = 0; i < se->inflight_count; i++)
-		if (inf(se, i)->pid == pid)
+	if (se->pid_slot) {
+		if (!(se->pid_used[pid >> 6] >> (pid & 63) & 1))
+			return -1;
+		return (se->pid_slot[pid] - se->inflight_head) & (se->inflight_cap - 1);
+	}
+	for (uint32_t i = 0; i < se->inflight_span; i++)
+		if (inf(se, i)->m && inf(se, i)->pid == pid)
 			return i;
 	return -1;
 }
 
-static void pid_mark(struct sess *se, uint16_t pid, bool used)
+static void pid_mark(struct sess *se, uint16_t pid, bool used, uint32_t slot)
 {
 	if (!se->pid_used)
 		return;
-	if (used)
+	if (used) {
 		se->pid_used[pid >> 6] |= UINT64_C(1) << (pid & 63);
-	else
+		se->pid_slot[pid] = slot;
+	} else {
 		se->pid_used[pid >> 6] &= ~(UINT64_C(1) << (pid & 63));
+	}
 }
 
 static bool pid_in_use(const struct sess *se, uint16_t pid)
@@ -457,36 +466,52 @@ static void inflight_remove(struct sess *se, uint32_t i)
 	struct deliv *d = inf(se, i);
 
 	stats_stored(shard_self(), -1, -(int64_t)d->m->payload.len); /* the owner shard runs this */
-	pid_mark(se, d->pid, false);
-	deliv_done(d);
-	if (i == 0) { /* the usual case: acknowledgements come in order */
-		se->inflight_head = (se->inflight_head + 1) & (se->inflight_cap - 1);
-	} else {
-		for (; i + 1 < se->inflight_count; i++)
-			*inf(se, i) = *inf(se, i + 1);
-	}
+	pid_mark(se, d->pid, false, 0);
+	deliv_done(d); /* d->m = NULL: a hole */
 	se->inflight_count--;
+	/* Holes at either end leave the span; holes inside wait for the head. */
+	while (se->inflight_span && !inf(se, 0)->m) {
+		se->inflight_head = (se->inflight_head + 1) & (se->inflight_cap - 1);
+		se->inflight_span--;
+	}
+	while (se->inflight_span && !inf(se, se->inflight_span - 1)->m)
+		se->inflight_span--;
 }
 
-/* Double the ring (keeping order); start the packet-id set past PID_SET_FROM. */
+/* Make room for one more slot: compact the holes away into a ring of at
+ * least twice the live entries; past PID_SET_FROM slots keep the id maps. */
 static int inflight_grow(struct sess *se)
 {
-	uint32_t cap = se->inflight_cap ? se->inflight_cap * 2 : 8;
-	struct deliv *n = malloc(cap * sizeof(*n));
+	uint32_t cap = se->inflight_cap ? se->inflight_cap : 8, o = 0;
+	struct deliv *n;
 
+	while (cap < 2 * (se->inflight_count + 1))
+		cap *= 2;
+	if (cap > PID_SET_FROM && !se->pid_used) {
+		se->pid_used = calloc(65536 / 64, sizeof(uint64_t));
+		se->pid_slot = malloc(65536 * sizeof(uint32_t));
+		if (!se->pid_used || !se->pid_slot) {
+			free(se->pid_used);
+			free(se->pid_slot);
+			se->pid_used = NULL;
+			se->pid_slot = NULL; /* lookups stay linear */
+		}
+	}
+	n = malloc(cap * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < se->inflight_count; i++)
-		n[i] = *inf(se, i);
+	for (uint32_t i = 0; i < se->inflight_span; i++) {
+		if (!inf(se, i)->m)
+			continue;
+		n[o] = *inf(se, i);
+		pid_mark(se, n[o].pid, true, o);
+		o++;
+	}
 	free(se->inflight);
 	se->inflight = n;
 	se->inflight_head = 0;
+	se->inflight_span = o;
 	se->inflight_cap = cap;
-	if (cap > PID_SET_FROM && !se->pid_used) {
-		se->pid_used = calloc(65536 / 64, sizeof(uint64_t));
-		for (uint32_t i = 0; se->pid_used && i < se->inflight_count; i++)
-			pid_mark(se, inf(se, i)->pid, true);
-	}
 	return 0;
 }
 
@@ -495,18 +520,20 @@ static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
 {
 	int r;
 
-	if (se->inflight_count == se->inflight_cap && inflight_grow(se) < 0) {
+	if (se->inflight_span == se->inflight_cap && inflight_grow(se) < 0) {
 		deliv_done(d); /* counted as dropped by the caller's stats */
 		return;
 	}
 	d->pid = pid_next(se);
 	d->state = d->qos == 1 ? DELIV_WAIT_PUBACK : DELIV_WAIT_PUBREC;
-	*inf(se, se->inflight_count++) = *d;
-	pid_mark(se, d->pid, true);
+	*inf(se, se->inflight_span) = *d;
+	pid_mark(se, d->pid, true, (se->inflight_head + se->inflight_span) & (se->inflight_cap - 1));
+	se->inflight_span++;
+	se->inflight_count++;
 	stats_stored(s, 1, d->m->payload.len);
 	r = send_publish(s, se, d, false);
 	if (r == -EMSGSIZE || r == -EACCES)
-		inflight_remove(se, se->inflight_count - 1); /* discarded as if delivered */
+		inflight_remove(se, se->inflight_span - 1); /* discarded as if delivered */
 }
 
 static bool window_open(const struct sess *se)
@@ -595,21 +622,22 @@ void sess_resume(struct shard *s, struct sess *se)
 {
 	RMQ_ASSERT(se->owner_shard == s->id);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, in order */
-	for (uint32_t i = 0; i < se->inflight_count && se->conn;) {
-		struct deliv *d = inf(se, i);
+	/* Entries never move (removal leaves holes), so walk ring slots from the
+	 * head as it was; a removal may only shrink the span behind us. */
+	uint32_t head = se->inflight_head, span = se->inflight_span;
+	for (uint32_t k = 0; k < span && se->conn; k++) {
+		struct deliv *d = &se->inflight[(head + k) & (se->inflight_cap - 1)];
+		if (!d->m)
+			continue;
 		if (d->state == DELIV_WAIT_PUBCOMP) {
 			struct mqtt_packet rel = {.type = MQTT_PUBREL};
 			rel.ack.packet_id = d->pid;
 			(void)conn_send_packet(s, se->conn, &rel); /* failure closes the connection */
-			i++;
 			continue;
 		}
 		int r = send_publish(s, se, d, true);
-		if (r == -EMSGSIZE || r == -EACCES) {
-			inflight_remove(se, i);
-			continue;
-		}
-		i++;
+		if (r == -EMSGSIZE || r == -EACCES)
+			inflight_remove(se, (d - se->inflight - se->inflight_head) & (se->inflight_cap - 1));
 	}
 	sess_pump(s, se);
 }
@@ -650,17 +678,76 @@ void sess_ack_drop(struct shard *s, struct sess *se, uint16_t pid)
 
 /* -------------------------------------------------------- subscriptions */
 
+#define SUB_INDEX_FROM 16u
+
+#define SUB_TOMB UINT32_MAX /* a deleted slot: lookups go on past it */
+
+/* The slot holding filter @f, or -1. */
+static int64_t sub_slot_find(const struct sess *se, const uint8_t *f, uint16_t len)
+{
+	uint32_t i = (uint32_t)hash_bytes(f, len) & se->sub_index_mask;
+
+	for (;; i = (i + 1) & se->sub_index_mask) {
+		uint32_t v = se->sub_index[i];
+		if (v == 0)
+			return -1; /* at most half taken: this ends */
+		if (v != SUB_TOMB && se->subs[v - 1].len == len && memcmp(se->subs[v - 1].filter, f, len) == 0)
+			return i;
+	}
+}
+
+/* A free slot (empty or deleted) for a filter not in the index. */
+static uint32_t sub_slot_free(const struct sess *se, const uint8_t *f, uint16_t len)
+{
+	uint32_t i = (uint32_t)hash_bytes(f, len) & se->sub_index_mask;
+
+	while (se->sub_index[i] != 0 && se->sub_index[i] != SUB_TOMB)
+		i = (i + 1) & se->sub_index_mask;
+	return i;
+}
+
+/* (Re)build the index for the current subs; false when out of memory (the
+ * linear search then serves, just slower). */
+static bool sub_index_build(struct sess *se)
+{
+	uint32_t size = 64;
+
+	while (size < 4 * se->sub_count + 4)
+		size *= 2;
+	free(se->sub_index);
+	se->sub_index = calloc(size, sizeof(uint32_t));
+	if (!se->sub_index)
+		return false;
+	se->sub_index_mask = size - 1;
+	se->sub_index_used = se->sub_count;
+	for (uint32_t i = 0; i < se->sub_count; i++)
+		se->sub_index[sub_slot_free(se, se->subs[i].filter, se->subs[i].len)] = i + 1;
+	return true;
+}
+
+/* Index of filter @f in subs, or -1. */
+static int64_t sub_find(const struct sess *se, const uint8_t *f, uint16_t len)
+{
+	if (se->sub_index) {
+		int64_t slot = sub_slot_find(se, f, len);
+		return slot >= 0 ? (int64_t)se->sub_index[slot] - 1 : -1;
+	}
+	for (uint32_t i = 0; i < se->sub_count; i++)
+		if (se->subs[i].len == len && memcmp(se->subs[i].filter, f, len) == 0)
+			return i;
+	return -1;
+}
+
 int sess_sub_add(struct sess *se, const uint8_t *f, uint16_t len, uint8_t options, uint32_t sub_id,
 		 uint32_t max, bool *ret_existed)
 {
-	for (uint32_t i = 0; i < se->sub_count; i++) {
-		struct sess_sub *ss = &se->subs[i];
-		if (ss->len == len && memcmp(ss->filter, f, len) == 0) {
-			ss->options = options;
-			ss->sub_id = sub_id;
-			*ret_existed = true;
-			return 0;
-		}
+	int64_t at = sub_find(se, f, len);
+
+	if (at >= 0) {
+		se->subs[at].options = options;
+		se->subs[at].sub_id = sub_id;
+		*ret_existed = true;
+		return 0;
 	}
 	if (se->sub_count >= max)
 		return -EDQUOT;
@@ -682,20 +769,33 @@ int sess_sub_add(struct sess *se, const uint8_t *f, uint16_t len, uint8_t option
 	ss->sub_id = sub_id;
 	se->sub_count++;
 	*ret_existed = false;
+	if (se->sub_index && 2 * (se->sub_index_used + 1) <= se->sub_index_mask + 1) {
+		uint32_t slot = sub_slot_free(se, f, len);
+		se->sub_index_used += se->sub_index[slot] == 0;
+		se->sub_index[slot] = se->sub_count;
+	} else if (se->sub_count > SUB_INDEX_FROM) {
+		(void)sub_index_build(se); /* grows the index; on failure lookups go linear */
+	}
 	return 0;
 }
 
 int sess_sub_del(struct sess *se, const uint8_t *f, uint16_t len)
 {
-	for (uint32_t i = 0; i < se->sub_count; i++) {
-		struct sess_sub *ss = &se->subs[i];
-		if (ss->len == len && memcmp(ss->filter, f, len) == 0) {
-			free(ss->filter);
-			se->subs[i] = se->subs[--se->sub_count];
-			return 0;
-		}
+	int64_t at = sub_find(se, f, len);
+	uint32_t last;
+
+	if (at < 0)
+		return -ENOENT;
+	last = se->sub_count - 1;
+	if (se->sub_index) {
+		se->sub_index[sub_slot_find(se, f, len)] = SUB_TOMB;
+		if ((uint32_t)at != last) /* the last entry moves into the hole */
+			se->sub_index[sub_slot_find(se, se->subs[last].filter, se->subs[last].len)] = (uint32_t)at + 1;
 	}
-	return -ENOENT;
+	free(se->subs[at].filter);
+	se->subs[at] = se->subs[last];
+	se->sub_count--;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- sweep */

@@ -38,6 +38,7 @@ struct retained {
 	struct retained_item *v;
 	uint32_t n, cap;
 	uint8_t qos; /* granted QoS of the filter being matched */
+	const char *why; /* why the filter being handled was refused, for the log */
 	uint32_t sub_id;
 	bool oom;
 };
@@ -97,7 +98,7 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 		return fail;
 	acl = rcu_dereference(s->b->acl);
 	if (acl && !acl_may_subscribe(acl, se->username, se->client_id, f, flen)) {
-		log_info(c->client_id, "SUBSCRIBE to '%.*s' denied by acl_file", (int)flen, (const char *)f);
+		ret->why = "denied by acl_file";
 		return v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
 	}
 	te.options = (uint8_t)(qos | (e->no_local ? 0x04 : 0) | (e->retain_as_published ? 0x08 : 0) |
@@ -105,7 +106,7 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 	r = sess_sub_add(se, e->filter.ptr, (uint16_t)e->filter.len, te.options, sub_id,
 			 cfg->max_subscriptions_per_client, &existed);
 	if (r == -EDQUOT) {
-		log_info(c->client_id, "SUBSCRIBE refused: max_subscriptions_per_client reached");
+		ret->why = "max_subscriptions_per_client reached";
 		return v5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
 	}
 	if (r < 0)
@@ -151,6 +152,9 @@ static uint8_t subscribe_protocol_check(const struct config *cfg, const struct m
 
 void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub)
 {
+	struct mqtt_str first = {0};
+	const char *first_why = NULL;
+	uint32_t refused = 0;
 	struct mqtt_packet ack = {.type = MQTT_SUBACK};
 	struct retained ret = {0};
 	uint8_t codes_small[64];
@@ -177,8 +181,18 @@ void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *
 		if (sub->props.present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID))
 			sub_id = sub->props.subids[0];
 	}
-	while (mqtt_sub_next(sub, false, &pos, &e) == 1 && n < sub->count)
-		codes[n++] = subscribe_one(s, c, &e, sub_id, &ret);
+	while (mqtt_sub_next(sub, false, &pos, &e) == 1 && n < sub->count) {
+		ret.why = "invalid or unavailable filter";
+		codes[n] = subscribe_one(s, c, &e, sub_id, &ret);
+		if (codes[n] >= 0x80 && refused++ == 0) {
+			first = e.filter;
+			first_why = ret.why;
+		}
+		n++;
+	}
+	if (refused) /* one line per packet, however many filters it refuses */
+		log_info(c->client_id, "SUBSCRIBE: %u of %u filters refused; first '%.*s': %s", refused, n,
+			 (int)(first.len > 128 ? 128 : first.len), (const char *)first.ptr, first_why);
 	ack.suback.packet_id = sub->packet_id;
 	ack.suback.codes = codes;
 	ack.suback.count = n;

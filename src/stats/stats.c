@@ -300,8 +300,9 @@ void stats_sess_released(struct shard *s, const struct sess *se)
 {
 	uint64_t bytes = 0;
 
-	for (uint32_t i = 0; i < se->inflight_count; i++) {
-		/* a ring of inflight_cap entries (a power of two), oldest at inflight_head (sess.h) */
+	for (uint32_t i = 0; i < se->inflight_span; i++) {
+		/* a ring of inflight_cap slots, inflight_span of them from inflight_head, holes
+		 * (m == NULL) among them (sess.h) */
 		const struct deliv *d = &se->inflight[(se->inflight_head + i) & (se->inflight_cap - 1)];
 		bytes += d->m ? d->m->payload.len : 0;
 	}
