@@ -108,6 +108,21 @@ struct shard_stats {
 	uint64_t wait_start_ns; /* the shard's own: when its current wait began */
 };
 
+/*
+ * stat_add() / stat_sub() - a shard's own counter: it has one writer (its
+ * shard), so a relaxed load and store suffice and no locked instruction is
+ * paid per event; other threads read whole values with relaxed loads.
+ */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+static inline void stat_sub(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - v, memory_order_relaxed);
+}
+
 struct shard {
 	unsigned id;
 	struct broker *b;

@@ -87,7 +87,7 @@ struct conn *conn_new(struct shard *s, int fd, unsigned listener)
 	c->receive_max_out = 65535;
 	s->conns[slot] = c;
 	s->conn_count++;
-	atomic_fetch_add_explicit(&s->stats.conns, 1, memory_order_relaxed);
+	stat_add(&s->stats.conns, 1);
 	return c;
 }
 
@@ -124,7 +124,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	s->conns[c->slot] = NULL;
 	s->free_slots[s->free_count++] = c->slot;
 	s->conn_count--;
-	atomic_fetch_sub_explicit(&s->stats.conns, 1, memory_order_relaxed);
+	stat_sub(&s->stats.conns, 1);
 	free(c);
 }
 
@@ -199,7 +199,7 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 	int r;
 
 	c->in.len += (uint32_t)res;
-	atomic_fetch_add_explicit(&s->stats.bytes_in, (uint64_t)res, memory_order_relaxed);
+	stat_add(&s->stats.bytes_in, (uint64_t)res);
 	at = c->state == CONN_AUTH ? c->in.off : 0;
 	r = mqtt_frame_cut(c->in.data + at, c->in.len - at, cfg->connect_packet_size_max, &f, &reason);
 	if (r < 0) {
@@ -215,7 +215,7 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 		conn_arm_recv(s, c);
 		return;
 	}
-	atomic_fetch_add_explicit(&s->stats.pkts_in, 1, memory_order_relaxed); /* the CONNECT or AUTH frame */
+	stat_add(&s->stats.pkts_in, 1); /* the CONNECT or AUTH frame */
 	if ((c->state == CONN_NEW ? connect_first(s, c) : login_continue(s, c)) != 0)
 		return;
 	if (c->state == CONN_AUTH) {
@@ -251,7 +251,7 @@ static void recv_data(struct shard *s, struct conn *c, const uint8_t *data, uint
 {
 	int r;
 
-	atomic_fetch_add_explicit(&s->stats.bytes_in, n, memory_order_relaxed);
+	stat_add(&s->stats.bytes_in, n);
 	if (c->in.len == 0) {
 		r = conn_frames(s, c, data, n);
 		if (r < 0 || (uint32_t)r == n)
@@ -357,7 +357,7 @@ void conn_send_done(struct shard *s, struct conn *c, int res)
 			finish_close(s, c);
 		return;
 	}
-	atomic_fetch_add_explicit(&s->stats.bytes_out, (uint64_t)res, memory_order_relaxed);
+	stat_add(&s->stats.bytes_out, (uint64_t)res);
 	o->off += (uint32_t)res;
 	if (o->off < o->len) {
 		send_submit(s, c); /* short send: the rest of the same buffer */
@@ -392,8 +392,8 @@ uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
 	if (c->state == CONN_CLOSING)
 		return NULL;
 	if (pending + n > s->b->cfg->max_output_bytes && !c->final_packet) {
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_OUTPUT_LIMIT], 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_OUTPUT_LIMIT], 1);
 		/* v5 is told why (the DISCONNECT may pass the limit: it is the last packet) */
 		conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, true, "client does not read: output limit reached");
 		return NULL;
@@ -416,7 +416,7 @@ uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
 void conn_out_commit(struct shard *s, struct conn *c, uint32_t n)
 {
 	c->out[0].len += n;
-	atomic_fetch_add_explicit(&s->stats.pkts_out, 1, memory_order_relaxed); /* one packet per commit */
+	stat_add(&s->stats.pkts_out, 1); /* one packet per commit */
 	if (!c->in_dirty) {
 		c->in_dirty = true;
 		c->next_dirty = s->dirty;
@@ -555,7 +555,7 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 				   r == -EMSGSIZE ? "packet exceeds max_packet_size" : "malformed packet header");
 			return -1;
 		}
-		atomic_fetch_add_explicit(&s->stats.pkts_in, 1, memory_order_relaxed);
+		stat_add(&s->stats.pkts_in, 1);
 		r = mqtt_decode(c->version, buf + off, (size_t)r, &pkt, &reason);
 		if (r < 0) {
 			log_debug(c->client_id, "bad %s packet: reason 0x%02x", mqtt_type_name(f.type), reason);
@@ -567,7 +567,7 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 		/* [MQTT-3.1.2-24] keep alive counts whole packets, not bytes: a
 		 * client dribbling one frame forever still times out */
 		c->last_rx_ms = s->now_ms;
-		atomic_fetch_add_explicit(&s->stats.msgs_in, pkt.type == MQTT_PUBLISH, memory_order_relaxed);
+		stat_add(&s->stats.msgs_in, pkt.type == MQTT_PUBLISH);
 		atomic_fetch_add_explicit(&s->stats.pub_bytes_in,
 					  pkt.type == MQTT_PUBLISH ? pkt.publish.payload.len : 0, memory_order_relaxed);
 		proto_dispatch(s, c, &pkt);

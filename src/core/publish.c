@@ -108,9 +108,9 @@ void publish_route(struct shard *s, struct msg *m)
 			struct spsc_item it = {.op = SHARD_OP_PUBLISH, .ptr = msg_keep(m)};
 			if (!it.ptr || shard_send(s, t, &it) < 0) {
 				unsigned cause = it.ptr ? SHARD_DROP_BACKLOG_FULL : SHARD_DROP_NO_MEMORY;
-				atomic_fetch_add_explicit(&s->stats.drops[cause], 1, memory_order_relaxed);
+				stat_add(&s->stats.drops[cause], 1);
 				msg_unref(it.ptr);
-				atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+				stat_add(&s->stats.dropped, 1);
 			}
 		}
 	}
@@ -255,8 +255,8 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 		return;
 	}
 	if (cfg->message_size_limit && p->payload.len > cfg->message_size_limit) {
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1);
 		log_info(c->client_id, "PUBLISH of %u bytes dropped: over message_size_limit", p->payload.len);
 		ack_publish(s, c, p, MQTT_RC_PACKET_TOO_LARGE);
 		return;

@@ -133,7 +133,7 @@ struct sess *sess_new(struct shard *s, const uint8_t *id, uint32_t len, uint8_t 
 	se->hnext = t->buckets[h];
 	t->buckets[h] = se;
 	t->count++;
-	atomic_fetch_add_explicit(&s->stats.sessions, 1, memory_order_relaxed);
+	stat_add(&s->stats.sessions, 1);
 	return se;
 }
 
@@ -159,7 +159,7 @@ void sess_unsubscribe(struct shard *s, struct sess *se, const uint8_t *f, size_t
 	if (topic_share_split(f, len, &g, &glen, &sf, &sflen) == 1)
 		(void)share_leave(s, g, glen, sf, sflen, se); /* present: it was joined with the subscription */
 	else if (trie_del(s->trie, f, len, se, &last) == 0) {
-		atomic_fetch_sub_explicit(&s->stats.subs, 1, memory_order_relaxed);
+		stat_sub(&s->stats.subs, 1);
 		if (last)
 			(void)route_del(s->b->route, f, len, s->id); /* present: added with the first subscriber */
 	}
@@ -362,8 +362,8 @@ static bool send_cached(struct shard *s, struct conn *c, const struct deliv *d)
 	if (out) {
 		memcpy(out, s->enc.buf, s->enc.len);
 		conn_out_commit(s, c, s->enc.len);
-		atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.pub_bytes_out, d->m->payload.len, memory_order_relaxed);
+		stat_add(&s->stats.msgs_out, 1);
+		stat_add(&s->stats.pub_bytes_out, d->m->payload.len);
 	}
 	return true;
 }
@@ -442,8 +442,8 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	n = mqtt_encoded_len(c->version, &pkt);
 	if (n == 0 || n > c->packet_max_out) {
 		/* [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size */
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1);
 		log_debug(se->client_id, "dropped a %zu-byte PUBLISH over the client's maximum packet size", n);
 		return -EMSGSIZE;
 	}
@@ -456,8 +456,8 @@ static int send_publish(struct shard *s, struct sess *se, const struct deliv *d,
 	conn_out_commit(s, c, (uint32_t)n);
 	if (alias_new)
 		conn_alias_commit(c, &d->m->topic, alias);
-	atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->stats.pub_bytes_out, d->m->payload.len, memory_order_relaxed);
+	stat_add(&s->stats.msgs_out, 1);
+	stat_add(&s->stats.pub_bytes_out, d->m->payload.len);
 	return 0;
 }
 
@@ -591,8 +591,8 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 		return;
 	d.m = msg_keep(m);
 	if (!d.m) {
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_NO_MEMORY], 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_NO_MEMORY], 1);
 		return;
 	}
 	if (nsubids) {
@@ -607,8 +607,8 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 		return;
 	}
 	if (queue_push(s, se, &d) < 0) {
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_QUEUE_FULL], 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_QUEUE_FULL], 1);
 		/* One line when dropping starts; the count follows when it stops. */
 		if (se->q_dropped++ == 0)
 			log_warn(se->client_id, "queue full (max_queued_messages %u / max_queued_bytes %llu): "
@@ -814,7 +814,7 @@ void sess_sweep(struct shard *s)
 				if (se->expiry_s != SESS_EXPIRY_NEVER &&
 				    s->now_ms - se->offline_since_ms >= (uint64_t)se->expiry_s * 1000u) {
 					log_info(se->client_id, "session expired");
-					atomic_fetch_add_explicit(&s->stats.expired, 1, memory_order_relaxed);
+					stat_add(&s->stats.expired, 1);
 					sess_end(s, se);
 				}
 			}

@@ -122,7 +122,7 @@ static int backlog_push(struct shard *s, unsigned to, const struct spsc_item *it
 	}
 	bl->items[(bl->head + bl->len) % bl->cap] = *it;
 	bl->len++;
-	atomic_fetch_add_explicit(&s->stats.backlog, 1, memory_order_relaxed);
+	stat_add(&s->stats.backlog, 1);
 	s->backlog_any = true;
 	return 0;
 }
@@ -166,7 +166,7 @@ static void backlog_flush(struct shard *s)
 			}
 			bl->head = (bl->head + 1) % bl->cap;
 			bl->len--;
-			atomic_fetch_sub_explicit(&s->stats.backlog, 1, memory_order_relaxed);
+			stat_sub(&s->stats.backlog, 1);
 		}
 		any |= bl->len > 0;
 	}
@@ -249,7 +249,7 @@ static void accept_done(struct shard *s, unsigned l, struct io_uring_cqe *cqe)
 			log_warn(NULL, "accept on listener %u: %s", l, strerror(-fd));
 		return;
 	}
-	atomic_fetch_add_explicit(&s->stats.sockets, 1, memory_order_relaxed);
+	stat_add(&s->stats.sockets, 1);
 	now = atomic_fetch_add_explicit(&s->b->conns_total, 1, memory_order_relaxed) + 1;
 	if (s->stopping || (cfg->max_connections >= 0 && now > cfg->max_connections) ||
 	    (cfg->listeners[l].max_connections >= 0 && now > cfg->listeners[l].max_connections)) {

@@ -316,7 +316,7 @@ int share_join(struct shard *s, const uint8_t *group, size_t glen, const uint8_t
 		g->cap = cap;
 	}
 	g->m[g->n++] = (struct share_member){.se = se, .options = options, .sub_id = sub_id};
-	atomic_fetch_add_explicit(&s->stats.shared_subs, 1, memory_order_relaxed);
+	stat_add(&s->stats.shared_subs, 1);
 out:
 	free(key);
 	return r;
@@ -340,7 +340,7 @@ int share_leave(struct shard *s, const uint8_t *group, size_t glen, const uint8_
 		if (g->m[i].se != se)
 			continue;
 		g->m[i] = g->m[--g->n];
-		atomic_fetch_sub_explicit(&s->stats.shared_subs, 1, memory_order_relaxed);
+		stat_sub(&s->stats.shared_subs, 1);
 		r = 0;
 		if (g->n == 0) {
 			(void)registry_update(s->b->shares, key, klen, glen + 1, s->id, false, &id); /* present */
@@ -404,7 +404,7 @@ static void send_to(struct shard *s, int t, uint32_t id, unsigned hops, struct m
 		atomic_fetch_add_explicit(&s->stats.drops[it.ptr ? SHARD_DROP_BACKLOG_FULL : SHARD_DROP_NO_MEMORY], 1,
 					  memory_order_relaxed);
 		msg_unref(it.ptr);
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
 	}
 }
 
@@ -442,8 +442,8 @@ static void forward(struct shard *s, uint32_t id, unsigned hops_left, struct msg
 				       (int)s->id);
 	}
 	if (t < 0) {
-		atomic_fetch_add_explicit(&s->stats.dropped, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.drops[SHARD_DROP_NO_MEMBER], 1, memory_order_relaxed);
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_NO_MEMBER], 1);
 		log_debug(NULL, "shared message on '%.*s' dropped: the group has no members left", (int)m->topic.len,
 			  (const char *)m->topic.ptr);
 		return;

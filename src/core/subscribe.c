@@ -120,7 +120,7 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 			(void)trie_del(s->trie, f, flen, se, &last); /* undo: trie and route index agree */
 		}
 		if (r == 0 && !replaced)
-			atomic_fetch_add_explicit(&s->stats.subs, 1, memory_order_relaxed);
+			stat_add(&s->stats.subs, 1);
 	}
 	if (r < 0) {
 		(void)sess_sub_del(se, e->filter.ptr, (uint16_t)e->filter.len); /* undo; it was just added */

@@ -280,7 +280,7 @@ void stats_client_up(struct shard *s)
 	struct broker *b = s->b;
 	int64_t now = atomic_fetch_add_explicit(&b->clients_now, 1, memory_order_relaxed) + 1;
 
-	atomic_fetch_add_explicit(&s->stats.connects, 1, memory_order_relaxed);
+	stat_add(&s->stats.connects, 1);
 	raise_max_i64(&b->clients_max, now);
 }
 
@@ -292,8 +292,8 @@ void stats_client_down(struct shard *s)
 void stats_stored(struct shard *s, int64_t count, int64_t bytes)
 {
 	/* Two's complement: adding a negative amount as uint64_t subtracts it. */
-	atomic_fetch_add_explicit(&s->stats.stored, (uint64_t)count, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->stats.stored_bytes, (uint64_t)bytes, memory_order_relaxed);
+	stat_add(&s->stats.stored, (uint64_t)count);
+	stat_add(&s->stats.stored_bytes, (uint64_t)bytes);
 }
 
 void stats_sess_released(struct shard *s, const struct sess *se)
@@ -311,7 +311,7 @@ void stats_sess_released(struct shard *s, const struct sess *se)
 		bytes += d->m ? d->m->payload.len : 0;
 	}
 	stats_stored(s, -(int64_t)(se->inflight_count + se->q_len), -(int64_t)bytes);
-	atomic_fetch_sub_explicit(&s->stats.sessions, 1, memory_order_relaxed);
+	stat_sub(&s->stats.sessions, 1);
 }
 
 static uint64_t now_ns(void)
@@ -325,7 +325,7 @@ static uint64_t now_ns(void)
 void stats_turn(struct shard *s)
 {
 	atomic_store_explicit(&s->stats.last_turn_ms, s->now_ms, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->stats.turns, 1, memory_order_relaxed);
+	stat_add(&s->stats.turns, 1);
 }
 
 void stats_wait_begin(struct shard *s)
@@ -335,5 +335,5 @@ void stats_wait_begin(struct shard *s)
 
 void stats_wait_end(struct shard *s)
 {
-	atomic_fetch_add_explicit(&s->stats.wait_ns, now_ns() - s->stats.wait_start_ns, memory_order_relaxed);
+	stat_add(&s->stats.wait_ns, now_ns() - s->stats.wait_start_ns);
 }

@@ -574,6 +574,9 @@ def run(args):
         ok = True
         print("mutation_fuzz: seed %d, %d sequences, %d shard(s), %.1f s: no crash, no stall, exit 0"
               % (args.seed, args.sequences, int(broker.shards), elapsed))
+    except (AssertionError, OSError):
+        broker.alive()  # a dead broker is the failure to report, whatever symptom came first
+        raise
     finally:
         if not ok:
             save(broker, args.seed, recent)
@@ -755,7 +758,7 @@ def main():
     print("mutation_fuzz: seed %d, %d sequences" % (args.seed, args.sequences), flush=True)
     try:
         run(args)
-    except AssertionError as e:
+    except (AssertionError, OSError) as e:
         sys.exit("mutation_fuzz: FAILED (seed %d): %s" % (args.seed, e))
 
 
