@@ -144,6 +144,7 @@ static const struct directive directives[] = {
 	UINT("max_receive_inflight", max_receive_inflight, 1, UINT16_MAX, 0),
 	UINT("max_queued_messages", max_queued_messages, 0, CONFIG_QUEUED_MESSAGES_MAX, D_ZERO_MAX),
 	UINT("max_queued_bytes", max_queued_bytes, 0, CONFIG_BYTES_MAX, 0),
+	UINT("max_queued_bytes_total", max_queued_bytes_total, 0, CONFIG_BYTES_MAX, 0),
 	UINT("message_size_limit", message_size_limit, 0, PACKET_BYTES_MAX, 0),
 	UINT_MARK("max_packet_size", max_packet_size, CONFIG_PACKET_BYTES_MIN, PACKET_BYTES_MAX,
 		  max_packet_size_set),
@@ -787,6 +788,7 @@ void config_init(struct config *c)
 	c->recv_buffers = RECV_BUFFERS_DEFAULT;
 	c->recv_buffer_size = RECV_BUFFER_BYTES_DEFAULT;
 	c->auth_backoff_max_s = AUTH_BACKOFF_S_MAX_DEFAULT;
+	c->max_queued_bytes_total = QUEUED_BYTES_TOTAL_DEFAULT;
 	c->retain_available = true;
 	c->wildcard_subscription_available = true;
 	c->subscription_identifier_available = true;

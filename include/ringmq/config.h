@@ -104,6 +104,7 @@ struct config {
 	uint32_t max_receive_inflight;
 	uint32_t max_queued_messages;
 	uint64_t max_queued_bytes; /* 0 = no limit */
+	uint64_t max_queued_bytes_total; /* whole broker, 0 = no limit */
 	uint32_t max_subscriptions_per_client;
 	uint32_t max_topic_length;
 	uint32_t max_topic_levels;

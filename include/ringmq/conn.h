@@ -76,6 +76,7 @@ struct conn {
 	bool handed_off; /* socket given to another shard: do not close it */
 	bool publish_will; /* on close: publish the session's will */
 	bool final_packet; /* the closing DISCONNECT may pass max_output_bytes */
+	bool refusal_logged; /* refused PUBLISHes: only the first is logged */
 	uint16_t ops; /* SQEs in flight */
 	uint8_t close_reason; /* MQTT 5 reason for the log / DISCONNECT */
 	struct conn *next_closing;

@@ -55,6 +55,14 @@
 #define QUEUED_MESSAGES_DEFAULT 1000u
 #define QUEUED_BYTES_DEFAULT 0u
 
+/* All messages held for sessions (queued and in flight), summed over the
+ * whole broker, in bytes of payload.  Bounds the broker's memory however
+ * many persistent sessions pile up messages.  At the limit a message that
+ * would be queued is dropped (counted as drop cause "memory_limit", one
+ * log line when dropping starts); messages sent at once to online clients
+ * are not affected.  Directive: max_queued_bytes_total (0 = no limit). */
+#define QUEUED_BYTES_TOTAL_DEFAULT (1ull << 30)
+
 /* Subscriptions one client may hold.  Beyond it SUBACK carries 0x97
  * (MQTT 5) / 0x80 (3.1.1).  Directive: max_subscriptions_per_client. */
 #define SUBSCRIPTIONS_PER_CLIENT_DEFAULT 1024u

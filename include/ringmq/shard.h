@@ -75,7 +75,8 @@ enum shard_drop {
 	SHARD_DROP_BACKLOG_FULL = 3, /* another shard's ring and backlog are full */
 	SHARD_DROP_NO_MEMBER = 4, /* a shared group lost its members while the message travelled */
 	SHARD_DROP_NO_MEMORY = 5, /* out of memory */
-	SHARD_DROP_CAUSES = 6,
+	SHARD_DROP_MEMORY_LIMIT = 6, /* the broker-wide max_queued_bytes_total */
+	SHARD_DROP_CAUSES = 7,
 };
 
 /* Per-shard counters; written by the shard, read by stats with relaxed loads. */
@@ -170,6 +171,7 @@ struct shard {
 	uint64_t id_counter;
 	bool stopping;
 	bool draining;
+	bool memory_limit_logged; /* one line when the global limit starts dropping */
 	struct shard_stats stats;
 };
 

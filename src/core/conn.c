@@ -147,7 +147,9 @@ void conn_reap(struct shard *s)
 	}
 }
 
-static int in_reserve(struct conn *c, uint32_t need)
+/* Room for @need bytes of input; doubling, but never past @limit when @need
+ * fits under it (0: no limit). */
+static int in_reserve(struct conn *c, uint32_t need, uint32_t limit)
 {
 	uint32_t cap = c->in.cap ? c->in.cap : IN_BYTES_INITIAL;
 	uint8_t *p;
@@ -156,6 +158,8 @@ static int in_reserve(struct conn *c, uint32_t need)
 		return 0;
 	while (cap < need)
 		cap *= 2;
+	if (limit && need <= limit && cap > limit)
+		cap = limit;
 	p = realloc(c->in.data, cap);
 	if (!p)
 		return -ENOMEM;
@@ -170,7 +174,10 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 
 	if (c->recv_armed || c->state > CONN_ACTIVE)
 		return;
-	if (c->state < CONN_ACTIVE && in_reserve(c, c->in.len + IN_BYTES_INITIAL / 2) < 0) {
+	/* Before CONNACK the buffer never outgrows connect_packet_size_max (plus
+	 * the read slack): the frame cutter refuses anything bigger anyway. */
+	if (c->state < CONN_ACTIVE && in_reserve(c, c->in.len + IN_BYTES_INITIAL / 2,
+						 s->b->cfg->connect_packet_size_max + IN_BYTES_INITIAL) < 0) {
 		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
 		return;
 	}
@@ -259,7 +266,7 @@ static void recv_data(struct shard *s, struct conn *c, const uint8_t *data, uint
 		data += r;
 		n -= (uint32_t)r;
 	}
-	if (in_reserve(c, c->in.len + n) < 0) {
+	if (in_reserve(c, c->in.len + n, 0) < 0) {
 		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
 		return;
 	}

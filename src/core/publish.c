@@ -212,6 +212,15 @@ static uint8_t publish_check(struct shard *s, struct conn *c, const struct mqtt_
 	return 0;
 }
 
+/* Refused PUBLISHes are logged once per connection: a client can send them
+ * faster than a log can take them (the drop counters keep the rest). */
+static bool first_refusal(struct conn *c)
+{
+	bool first = !c->refusal_logged;
+	c->refusal_logged = true;
+	return first;
+}
+
 static void ack_publish(struct shard *s, struct conn *c, const struct mqtt_publish *p, uint8_t reason)
 {
 	if (p->qos == 1)
@@ -243,28 +252,33 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	}
 	if (topic.ptr[0] == '$') {
 		/* '$' topics belong to the server [MQTT-4.7.2-1]; clients may not publish there. */
-		log_info(c->client_id, "PUBLISH to '%.*s' refused: '$' topics are reserved", (int)topic.len,
-			 (const char *)topic.ptr);
+		if (first_refusal(c))
+			log_info(c->client_id, "PUBLISH to '%.*s' refused: '$' topics are reserved", (int)topic.len,
+				 (const char *)topic.ptr);
 		ack_publish(s, c, p, MQTT_RC_NOT_AUTHORIZED);
 		return;
 	}
 	acl = rcu_dereference(s->b->acl);
 	if (acl && !acl_check(acl, se->username, se->client_id, topic.ptr, topic.len, ACL_WRITE)) {
-		log_info(c->client_id, "PUBLISH to '%.*s' denied by acl_file", (int)topic.len, (const char *)topic.ptr);
+		if (first_refusal(c))
+			log_info(c->client_id, "PUBLISH to '%.*s' denied by acl_file", (int)topic.len,
+				 (const char *)topic.ptr);
 		ack_publish(s, c, p, MQTT_RC_NOT_AUTHORIZED); /* 3.x: acknowledged and dropped, as in mosquitto */
 		return;
 	}
 	if (cfg->message_size_limit && p->payload.len > cfg->message_size_limit) {
 		stat_add(&s->stats.dropped, 1);
 		stat_add(&s->stats.drops[SHARD_DROP_PACKET_SIZE], 1);
-		log_info(c->client_id, "PUBLISH of %u bytes dropped: over message_size_limit", p->payload.len);
+		if (first_refusal(c))
+			log_info(c->client_id, "PUBLISH of %u bytes dropped: over message_size_limit", p->payload.len);
 		ack_publish(s, c, p, MQTT_RC_PACKET_TOO_LARGE);
 		return;
 	}
 	if (c->version == MQTT_V5 && (p->props.present & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) &&
 	    p->props.payload_format == 1 && mqtt_utf8_check(p->payload.ptr, p->payload.len) < 0) {
 		/* MQTT 5 section 3.3.2.3.2: payload declared UTF-8 but is not: refuse with 0x99 */
-		log_info(c->client_id, "PUBLISH refused: payload format indicator 1 but payload is not valid UTF-8");
+		if (first_refusal(c))
+			log_info(c->client_id, "PUBLISH refused: payload format 1 but not valid UTF-8");
 		ack_publish(s, c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID);
 		return;
 	}

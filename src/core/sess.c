@@ -267,6 +267,17 @@ void sess_detach(struct shard *s, struct sess *se, bool publish_will)
 
 /* ------------------------------------------------------------ delivery */
 
+/* Payload bytes held for sessions on all shards (each shard's own counter,
+ * read with relaxed loads: a snapshot good to a few messages). */
+static uint64_t held_total(const struct broker *b)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < b->nshards; i++)
+		sum += atomic_load_explicit(&b->shards[i].stats.stored_bytes, memory_order_relaxed);
+	return sum;
+}
+
 static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
 {
 	const struct config *cfg = s->b->cfg;
@@ -275,6 +286,8 @@ static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
 	if (se->q_len >= cfg->max_queued_messages ||
 	    (cfg->max_queued_bytes && se->q_bytes + size > cfg->max_queued_bytes))
 		return -EDQUOT;
+	if (cfg->max_queued_bytes_total && held_total(s->b) + d->m->payload.len > cfg->max_queued_bytes_total)
+		return -ENOSPC;
 	if (se->q_len == se->q_cap) {
 		uint32_t cap = se->q_cap ? se->q_cap * 2 : 16;
 		struct deliv *n = malloc(cap * sizeof(*n));
@@ -575,6 +588,7 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	const struct config *cfg = s->b->cfg;
 	bool online = se->conn && se->conn->state == CONN_ACTIVE;
 	struct deliv d = {.qos = qos, .retain = retain, .share_id = share_id};
+	int r;
 
 	RMQ_ASSERT(se->owner_shard == s->id);
 	if (msg_expired(m, s->now_ms) || !may_read(s, se, m))
@@ -606,7 +620,17 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 		inflight_start(s, se, &d);
 		return;
 	}
-	if (queue_push(s, se, &d) < 0) {
+	r = queue_push(s, se, &d);
+	if (r == -ENOSPC) {
+		stat_add(&s->stats.dropped, 1);
+		stat_add(&s->stats.drops[SHARD_DROP_MEMORY_LIMIT], 1);
+		if (!s->memory_limit_logged) {
+			s->memory_limit_logged = true; /* once per shard: the counter tells the rest */
+			log_warn(NULL, "max_queued_bytes_total (%llu) reached: messages for offline or slow "
+				 "sessions are being dropped", (unsigned long long)cfg->max_queued_bytes_total);
+		}
+		deliv_done(&d);
+	} else if (r < 0) {
 		stat_add(&s->stats.dropped, 1);
 		stat_add(&s->stats.drops[SHARD_DROP_QUEUE_FULL], 1);
 		/* One line when dropping starts; the count follows when it stops. */

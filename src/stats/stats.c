@@ -51,6 +51,7 @@ static const char *const drop_names[SHARD_DROP_CAUSES] = {
 	[SHARD_DROP_QUEUE_FULL] = "queue_full",	    [SHARD_DROP_OUTPUT_LIMIT] = "output_limit",
 	[SHARD_DROP_PACKET_SIZE] = "packet_size",   [SHARD_DROP_BACKLOG_FULL] = "backlog_full",
 	[SHARD_DROP_NO_MEMBER] = "no_member",	    [SHARD_DROP_NO_MEMORY] = "out_of_memory",
+	[SHARD_DROP_MEMORY_LIMIT] = "memory_limit",
 };
 
 const char *stats_drop_name(unsigned cause)
