@@ -157,6 +157,59 @@ static void reload(struct broker *b)
 		log_info(NULL, "SIGHUP: acl_file %s reloaded: %zu rules", b->cfg->acl_file, acl_rules(acl));
 }
 
+/* Password and ACL files, before any shard runs.  Returns 0 or -EINVAL (logged). */
+static int load_access(struct broker *b, const struct config *cfg)
+{
+	char err[512];
+
+	if (cfg->password_file[0]) {
+		if (auth_db_load(cfg->password_file, &b->auth, err) < 0) {
+			log_error(NULL, "password_file: %s", err);
+			return -EINVAL;
+		}
+		log_info(NULL, "password_file %s: %zu users", cfg->password_file, auth_db_count(b->auth));
+	}
+	if (cfg->acl_file[0]) {
+		if (acl_load(cfg->acl_file, &b->acl, err) < 0) {
+			log_error(NULL, "acl_file: %s", err);
+			return -EINVAL;
+		}
+		log_info(NULL, "acl_file %s: %zu rules", cfg->acl_file, acl_rules(b->acl));
+	}
+	return 0;
+}
+
+/* The main thread's life after start-up: wait for signals.  Returns the
+ * stopping signal. */
+static int signal_loop(struct broker *b, const struct config *cfg, const sigset_t *set)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGINT || sig == SIGTERM)
+			return sig;
+		if (sig == SIGUSR2) {
+			log_set_level(log_get_level() == LOG_DEBUG ? (enum log_level)cfg->log_level : LOG_DEBUG);
+			log_info(NULL, "log level now %s", log_get_level() == LOG_DEBUG ? "debug" : "configured");
+		} else if (sig == SIGUSR1) {
+			atomic_store(&b->draining, true);
+			log_info(NULL, "SIGUSR1: draining - clients are sent to %s",
+				 cfg->server_reference[0] ? cfg->server_reference : "another server");
+		} else if (sig == SIGHUP) {
+			reload(b);
+		}
+	}
+}
+
+static struct broker *broker_release(struct broker *b)
+{
+	auth_db_free(b->auth);
+	acl_free(b->acl);
+	return broker_free(b);
+}
+
 static int run(struct config *cfg)
 {
 	struct http *http = NULL;
@@ -179,63 +232,25 @@ static int run(struct config *cfg)
 		log_error(NULL, "out of memory creating the broker");
 		return 1;
 	}
-	if (cfg->password_file[0]) {
-		struct auth_db *db = NULL;
-		char err[512];
-		if (auth_db_load(cfg->password_file, &db, err) < 0) {
-			log_error(NULL, "password_file: %s", err);
-			broker_free(b);
-			return 1;
-		}
-		b->auth = db;
-		log_info(NULL, "password_file %s: %zu users", cfg->password_file, auth_db_count(db));
-	}
-	if (cfg->acl_file[0]) {
-		char err[512];
-		if (acl_load(cfg->acl_file, &b->acl, err) < 0) {
-			log_error(NULL, "acl_file: %s", err);
-			auth_db_free(b->auth);
-			broker_free(b);
-			return 1;
-		}
-		log_info(NULL, "acl_file %s: %zu rules", cfg->acl_file, acl_rules(b->acl));
-	}
-	r = broker_start(b);
+	r = load_access(b, cfg);
+	if (r == 0)
+		r = broker_start(b);
 	if (r == 0 && cfg->http_port >= 0)
 		r = start_http(b, cfg, &http);
 	if (r < 0) {
 		log_error(NULL, "start-up failed: %s", strerror(-r));
-		auth_db_free(b->auth);
-		acl_free(b->acl);
-		broker_free(b);
+		broker_release(b);
 		return 1;
 	}
 	log_info(NULL, "ringmq %s running", RINGMQ_VERSION);
 	if (cfg->persistence)
 		log_warn(NULL, "persistence: this build keeps sessions and retained messages in memory only; "
 			       "they do not survive a restart (see docs/persistence.md)");
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGINT || sig == SIGTERM)
-			break;
-		if (sig == SIGUSR2) {
-			log_set_level(log_get_level() == LOG_DEBUG ? (enum log_level)cfg->log_level : LOG_DEBUG);
-			log_info(NULL, "log level now %s", log_get_level() == LOG_DEBUG ? "debug" : "configured");
-		} else if (sig == SIGUSR1) {
-			atomic_store(&b->draining, true);
-			log_info(NULL, "SIGUSR1: draining - clients are sent to %s",
-				 cfg->server_reference[0] ? cfg->server_reference : "another server");
-		} else if (sig == SIGHUP) {
-			reload(b);
-		}
-	}
+	sig = signal_loop(b, cfg, &set);
 	log_info(NULL, "shutting down (signal %d)", sig);
 	broker_stop(b);
 	http = http_stop(http); /* after the shards (readyz says "stopping"), before the broker goes */
-	auth_db_free(b->auth);
-	acl_free(b->acl);
-	broker_free(b);
+	broker_release(b);
 	log_info(NULL, "stopped");
 	return 0;
 }
