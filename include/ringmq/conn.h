@@ -100,6 +100,7 @@ struct conn {
 	const char *client_id; /* borrowed from sess, NULL before CONNECT */
 	struct scram *scram; /* CONN_AUTH: the exchange in progress (owned) */
 	char *auth_user; /* user name SCRAM authenticated, until the session takes it */
+	bool scram_login; /* logged in with SCRAM: AUTH 0x19 may re-authenticate */
 	uint32_t connect_len; /* CONN_AUTH: bytes of the CONNECT kept at in.data */
 };
 

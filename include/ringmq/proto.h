@@ -63,6 +63,9 @@ int login_begin(struct shard *s, struct conn *c, const struct mqtt_connect *k);
  */
 int login_continue(struct shard *s, struct conn *c);
 
+/** login_reauth() - an AUTH packet on an active connection (re-authentication). */
+void login_reauth(struct shard *s, struct conn *c, const struct mqtt_disconnect *a);
+
 /** connect_adopt() - a handed-off socket arrives at its home shard (takes @h). */
 void connect_adopt(struct shard *s, struct handoff *h);
 

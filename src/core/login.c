@@ -25,6 +25,7 @@
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/proto.h"
+#include "ringmq/sess.h"
 #include "ringmq/shard.h"
 
 #define SCRAM_OUT_BYTES 512
@@ -46,6 +47,20 @@ static int login_refuse(struct shard *s, struct conn *c, uint8_t reason, const c
 static bool is_scram(const struct mqtt_str *m)
 {
 	return m->len == sizeof(AUTH_SCRAM_METHOD) - 1 && memcmp(m->ptr, AUTH_SCRAM_METHOD, m->len) == 0;
+}
+
+/* Queue AUTH @reason with the method and @data on an active connection. */
+static void auth_packet(struct shard *s, struct conn *c, uint8_t reason, const struct mqtt_str *method,
+			const uint8_t *data, size_t len)
+{
+	struct mqtt_packet pkt = {.type = MQTT_AUTH};
+
+	pkt.disconnect.reason = reason;
+	pkt.disconnect.props.present = MQTT_HAS(MQTT_PROP_AUTH_METHOD) | MQTT_HAS(MQTT_PROP_AUTH_DATA);
+	pkt.disconnect.props.auth_method = *method;
+	pkt.disconnect.props.auth_data.ptr = data;
+	pkt.disconnect.props.auth_data.len = (uint32_t)len;
+	(void)conn_send_packet(s, c, &pkt); /* failure closes the connection */
 }
 
 static void send_auth(struct shard *s, struct conn *c, const struct mqtt_str *method, const uint8_t *data,
@@ -132,8 +147,55 @@ int login_continue(struct shard *s, struct conn *c)
 	if (!c->auth_user)
 		return login_refuse(s, c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	c->scram = scram_free(c->scram);
+	c->scram_login = true;
 	final.ptr = out;
 	final.len = (uint32_t)n;
 	c->state = CONN_NEW; /* connect_accept_now() moves it to CONN_ACTIVE */
 	return connect_accept_now(s, c, &conn.connect, &final);
+}
+
+/* Re-authentication (MQTT 5 section 4.12.1): AUTH 0x19 starts a new SCRAM
+ * exchange on an active connection that logged in with SCRAM; AUTH 0x18
+ * carries the client's final message; success is AUTH 0x00 with the
+ * server's signature, failure DISCONNECT 0x86.  Other packets keep flowing
+ * meanwhile. */
+void login_reauth(struct shard *s, struct conn *c, const struct mqtt_disconnect *a)
+{
+	const struct auth_db *db = rcu_dereference(s->b->auth);
+	uint8_t out[SCRAM_OUT_BYTES];
+	size_t n;
+
+	c->publish_will = true;
+	if (!c->scram_login || !(a->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)) ||
+	    !is_scram(&a->props.auth_method) ||
+	    !(a->reason == MQTT_RC_REAUTHENTICATE ? !c->scram : a->reason == MQTT_RC_CONTINUE_AUTH && c->scram)) {
+		/* [MQTT-4.12.0-7] [MQTT-4.12.1-1] only with the method of the CONNECT, in order */
+		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, true, "unexpected AUTH");
+		return;
+	}
+	if (a->reason == MQTT_RC_REAUTHENTICATE) {
+		if (!db || scram_first(db, a->props.auth_data.ptr, a->props.auth_data.len, &c->scram, out, sizeof(out),
+				       &n) < 0) {
+			conn_close(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, true, "re-authentication refused");
+			return;
+		}
+		auth_packet(s, c, MQTT_RC_CONTINUE_AUTH, &a->props.auth_method, out, n);
+		return;
+	}
+	if (scram_final(c->scram, a->props.auth_data.ptr, a->props.auth_data.len, out, sizeof(out), &n) < 0) {
+		c->scram = scram_free(c->scram);
+		backoff_failed(s->b->backoff, c->peer, s->now_ms, s->b->cfg->auth_backoff_max_s);
+		conn_close(s, c, MQTT_RC_BAD_USER_OR_PASSWORD, true, "re-authentication failed");
+		return;
+	}
+	if (c->sess) { /* the credentials of the new exchange apply from now on */
+		char *user = strdup(scram_user(c->scram));
+		if (user) {
+			free(c->sess->username);
+			c->sess->username = user;
+		}
+	}
+	log_info(c->client_id, "re-authenticated as '%s' (SCRAM-SHA-512)", scram_user(c->scram));
+	c->scram = scram_free(c->scram);
+	auth_packet(s, c, MQTT_RC_SUCCESS, &a->props.auth_method, out, n);
 }

@@ -59,8 +59,7 @@ void proto_dispatch(struct shard *s, struct conn *c, const struct mqtt_packet *p
 		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, true, "second CONNECT"); /* [MQTT-3.1.0-2] */
 		break;
 	case MQTT_AUTH:
-		c->publish_will = true;
-		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, true, "AUTH without an authentication method");
+		login_reauth(s, c, &pkt->disconnect);
 		break;
 	default:
 		c->publish_will = true;

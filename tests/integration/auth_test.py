@@ -357,6 +357,38 @@ class ScramTest(unittest.TestCase):
         self.assertEqual(self.exchange("alice", "builder")[0], 0x86)
         self.assertEqual(self.exchange("mallory", "x")[0], 0x86)
 
+    def login_keep(self, user, password):
+        sc = ScramClient(user, password)
+        s = self.broker.connect()
+        s.sendall(connect_v5_auth("reauth-" + user, "SCRAM-SHA-512", sc.first()))
+        t, body = read_packet(s)
+        p, _ = parse_props(body[1:])
+        s.sendall(auth_v5("SCRAM-SHA-512", sc.final(p[0x16].decode())))
+        t, body = read_packet(s)
+        self.assertEqual((t, body[1]), (2, 0))
+        return s
+
+    def reauth(self, s, user, password):
+        """AUTH 0x19 ... ; returns the final packet (type, reason, properties)."""
+        sc = ScramClient(user, password)
+        s.sendall(packet(0xF0, bytes([0x19]) + props([b"\x15" + utf8("SCRAM-SHA-512"), b"\x16" + utf8(sc.first())])))
+        t, body = read_packet(s)
+        self.assertEqual((t, body[0]), (15, 0x18))
+        p, _ = parse_props(body[1:])
+        s.sendall(auth_v5("SCRAM-SHA-512", sc.final(p[0x16].decode())))
+        t, body = read_packet(s)
+        p = parse_props(body[1:])[0] if len(body) > 1 else {}  # DISCONNECT may be the short form
+        return t, body[0], p, sc
+
+    def test_reauthentication_succeeds_and_a_wrong_proof_disconnects_0x86(self):
+        s = self.login_keep("alice", "wonder")
+        t, reason, p, sc = self.reauth(s, "alice", "wonder")  # MQTT 5 section 4.12.1
+        self.assertEqual((t, reason), (15, 0x00))
+        self.assertEqual(p[0x16].decode(), "v=" + sc.expected_v)
+        t, reason, p, sc = self.reauth(s, "alice", "wrong")
+        self.assertEqual((t, reason), (14, 0x86))  # DISCONNECT Bad User Name or Password
+        s.close()
+
     def test_unsupported_method_gets_0x8c(self):
         reason, p, _ = self.exchange("alice", "wonder", method="PLAIN")
         self.assertEqual(reason, 0x8C)
