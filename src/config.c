@@ -103,6 +103,7 @@ static int set_port(struct config *c, const struct directive *d, struct parse *p
 static int set_bind_address(struct config *c, const struct directive *d, struct parse *p);
 static int set_protocol(struct config *c, const struct directive *d, struct parse *p);
 static int set_max_connections(struct config *c, const struct directive *d, struct parse *p);
+static int set_allow_anonymous(struct config *c, const struct directive *d, struct parse *p);
 static int set_expiration(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_type(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_dest(struct config *c, const struct directive *d, struct parse *p);
@@ -137,7 +138,7 @@ static const struct directive directives[] = {
 	{.name = "password_file", .set = set_path, FIELD(password_file), .flags = D_REST},
 	{.name = "acl_file", .set = set_path, FIELD(acl_file), .flags = D_REST},
 	UINT("auth_backoff_max", auth_backoff_max_s, 0, 86400, 0),
-	{.name = "allow_anonymous", .set = set_bool, FIELD(allow_anonymous), .flags = D_MARK,
+	{.name = "allow_anonymous", .set = set_allow_anonymous, FIELD(allow_anonymous), .flags = D_MARK,
 	 .mark = offsetof(struct config, allow_anonymous_set)},
 	UINT("shards", shards, 0, SHARDS_MAX, 0),
 	UINT("max_inflight_messages", max_inflight_messages, 0, INFLIGHT_MAX, D_ZERO_MAX),
@@ -187,7 +188,7 @@ static const struct directive directives[] = {
 	CUSTOM("log_type", set_log_type, 0),
 	CUSTOM("log_dest", set_log_dest, D_TWO),
 	FIXED("log_timestamp", true, "ringmq always timestamps log lines"),
-	FIXED("per_listener_settings", false, "ringmq applies every setting to all listeners"),
+	BOOL("per_listener_settings", per_listener_settings),
 };
 
 /* mosquitto directives (2.x, with bridges, TLS and plugins) that ringmq does
@@ -458,6 +459,7 @@ static void listener_init(struct config_listener *l, uint16_t port, const char *
 	(void)snprintf(l->bind_address, sizeof(l->bind_address), "%s", address);
 	l->protocol = LISTENER_MQTT;
 	l->max_connections = -1;
+	l->allow_anonymous = -1;
 }
 
 static void listener_locate(struct config_listener *l, const struct parse *p)
@@ -568,6 +570,20 @@ static int set_protocol(struct config *c, const struct directive *d, struct pars
 
 /* -1 (unlimited) or 0..CONNS_PER_SHARD_MAX.  In a file, after a listener
  * line, the limit is that listener's; otherwise it is the global one. */
+/* With per_listener_settings true, allow_anonymous in a file after a
+ * listener line is that listener's (as in mosquitto); otherwise global. */
+static int set_allow_anonymous(struct config *c, const struct directive *d, struct parse *p)
+{
+	bool v;
+
+	if (!(c->per_listener_settings && p->from_file && c->listener_count > 0))
+		return set_bool(c, d, p);
+	if (!parse_bool(p->argv[0], &v))
+		return fail(p, "expected true or false, got " QUOTED, QUOTE(p->argv[0]));
+	c->listeners[c->listener_count - 1].allow_anonymous = v;
+	return 0;
+}
+
 static int set_max_connections(struct config *c, const struct directive *d, struct parse *p)
 {
 	const char *s = p->argv[0];
@@ -1050,7 +1066,7 @@ static int check_secure_default(const struct config *c, char *err)
 		return 0;
 	for (unsigned i = 0; i < c->listener_count; i++) {
 		const struct config_listener *l = &c->listeners[i];
-		if (is_loopback(l->bind_address))
+		if (is_loopback(l->bind_address) || l->allow_anonymous >= 0)
 			continue;
 		listener_where(l, where, sizeof(where));
 		return errorf(err,

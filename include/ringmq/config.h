@@ -63,6 +63,7 @@ struct config_listener {
 	char bind_address[256]; /* "" = all addresses (0.0.0.0 and ::) */
 	enum listener_protocol protocol;
 	int max_connections; /* -1 = unlimited */
+	int allow_anonymous; /* -1 = the global allow_anonymous (per_listener_settings) */
 	char file[256]; /* where it was declared, for error messages */
 	int line;
 };
@@ -91,6 +92,7 @@ struct config {
 	char password_file[4096]; /* "" = none */
 	char acl_file[4096]; /* "" = none: every client may read and write everything but $ topics */
 	bool allow_anonymous;
+	bool per_listener_settings; /* allow_anonymous after a listener applies to it */
 	uint32_t auth_backoff_max_s; /* longest failed-login back-off, 0 = off */
 	bool allow_anonymous_set; /* given explicitly */
 

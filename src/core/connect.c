@@ -146,10 +146,12 @@ void connect_adopt(struct shard *s, struct handoff *h)
 static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_connect *k)
 {
 	const struct config *cfg = s->b->cfg;
+	int per = cfg->listeners[c->listener].allow_anonymous;
+	bool anonymous = per >= 0 ? per : cfg->allow_anonymous; /* per_listener_settings */
 	uint8_t v = k->version;
 
 	if (!k->has_username) {
-		if (cfg->allow_anonymous)
+		if (anonymous)
 			return 0;
 		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous access is not allowed");
 		return 1;
@@ -157,7 +159,7 @@ static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_
 	const struct auth_db *db = rcu_dereference(s->b->auth);
 
 	if (!db) {
-		if (cfg->allow_anonymous)
+		if (anonymous)
 			return 0; /* no password file: a username is only a label, as in mosquitto */
 		refuse(s, c, v, MQTT_RC_BAD_USER_OR_PASSWORD, MQTT_V3_BAD_USER_OR_PASSWORD,
 		       "username given but no password_file is configured");

@@ -300,6 +300,22 @@ class PasswordFileTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0, "the embedded anonymous default is for loopback only")
         self.assertIn("is reachable from other hosts", r.stderr)
 
+    def test_per_listener_allow_anonymous(self):
+        ringmq_passwd(self.pw, "u1", "one")
+        b = Broker(["per_listener_settings true", "password_file " + self.pw,
+                    "listener 0 127.0.0.1", "allow_anonymous true"])
+        try:
+            self.wait_log(b, "running")
+            ports = [int(m.group(1)) for l in b.log for m in [re.search(r"listening on 127\.0\.0\.1:(\d+)", l)] if m]
+            self.assertEqual(len(ports), 2, "".join(b.log))
+            closed, open_ = ports  # the first listener has no allow_anonymous line: global false
+            for port, anon_rc in ((closed, 5), (open_, 0)):
+                b.port = port
+                self.assertEqual(self.login(b, None, None), anon_rc, port)
+                self.assertEqual(self.login(b, "u1", "one"), 0, port)
+        finally:
+            b.stop()
+
     def test_broken_password_files_stop_start_up(self):
         cases = {"empty": "", "garbled": "alice\n", "bad hash": "alice:$7$x$y$z\n",
                  "unknown format": "alice:$1$abc$def\n"}

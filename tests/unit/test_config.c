@@ -482,9 +482,6 @@ Test(config, bad_words_name_file_line_directive_and_value)
 		 AT "log_dest: 'stdout' is not supported: ringmq logs to stderr only (log_dest stderr)"},
 		{"log_dest tty", AT "log_dest: expected stderr, got 'tty'"},
 		{"log_dest stderr now", AT "log_dest: unexpected extra argument 'now'"},
-		{"per_listener_settings true",
-		 AT "per_listener_settings: 'true' is not supported: ringmq applies every setting to all "
-		    "listeners (only false is accepted)"},
 		{"log_timestamp false",
 		 AT "log_timestamp: 'false' is not supported: ringmq always timestamps log lines (only true is "
 		    "accepted)"},
@@ -1038,6 +1035,29 @@ Test(config, finish_keeps_an_explicit_allow_anonymous_false)
 	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
 	cr_assert_eq(c.listener_count, 1);
 	cr_assert_not(c.allow_anonymous);
+}
+
+Test(config, per_listener_settings_makes_allow_anonymous_per_listener)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(config_parse_line(&c, "per_listener_settings true", "f", 1, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "listener 1883 0.0.0.0", "f", 2, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "allow_anonymous false", "f", 3, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "listener 1884 127.0.0.1", "f", 4, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "allow_anonymous true", "f", 5, err), 0, "%s", err);
+	cr_assert_eq(config_finish(&c, err), 0, "an explicit per-listener choice satisfies the secure default: %s",
+		     err);
+	cr_assert_eq(c.listeners[0].allow_anonymous, 0);
+	cr_assert_eq(c.listeners[1].allow_anonymous, 1);
+	cr_assert_not(c.allow_anonymous_set, "the global setting is untouched");
+	config_init(&c);
+	cr_assert_eq(config_parse_line(&c, "listener 1883 127.0.0.1", "f", 1, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "allow_anonymous true", "f", 2, err), 0, "%s", err);
+	cr_assert_eq(c.listeners[0].allow_anonymous, -1, "without per_listener_settings it is global");
+	cr_assert(c.allow_anonymous);
 }
 
 Test(config, open_listener_without_authentication_refuses_to_start)
