@@ -89,7 +89,8 @@ Test(memory, global_queued_bytes_limit_bounds_offline_sessions_not_live_delivery
 	got_z = drain_in_order(z, LIMIT / PAYLOAD);
 	cr_assert(got_a + got_z <= LIMIT / PAYLOAD, "%d + %d messages held together, over the 1000-byte limit", got_a,
 		  got_z);
-	cr_assert(broker_log_wait(&b, "max_queued_bytes_total (1000) reached", TC_WAIT_MS), "no log line for the limit");
+	cr_assert(broker_log_wait(&b, "max_queued_bytes_total (1000) reached", TC_WAIT_MS),
+		  "no log line for the limit");
 	tc_publish(pub, "mem/t", "after", 1, false); /* room again once delivered */
 	tc_receive_qos(a, "mem/t", "after", 1);
 	tc_disconnect(a);
