@@ -4,14 +4,15 @@
 #   ./build.sh run    install build dependencies, build, run the broker
 #   ./build.sh test   install build and test dependencies, build, run every test
 #                     (unit, integration, fuzz-corpus replay), then again under
-#                     AddressSanitizer + UndefinedBehaviorSanitizer
+#                     AddressSanitizer + UndefinedBehaviorSanitizer, then run
+#                     each fuzz target under libFuzzer for 20 s
 #
 # Package installation is idempotent and skipped when everything is present.
 set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="meson ninja-build gcc pkg-config liburing-dev libjemalloc-dev liburcu-dev libcriterion-dev libwolfssl-dev"
-TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang prometheus prometheus-mqtt-exporter"
+TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev prometheus prometheus-mqtt-exporter"
 
 install_deps() {
 	missing=""
@@ -53,6 +54,10 @@ test)
 	configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Djemalloc=disabled
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan --print-errorlogs --num-processes 2
+	# Every fuzz target under libFuzzer (clang) for a short, bounded time.
+	(CC=clang && export CC && configure build-fuzz -Dlibfuzzer=true -Db_sanitize=address,undefined \
+		-Djemalloc=disabled -Db_lundef=false)
+	meson test -C build-fuzz --suite fuzz-run --print-errorlogs --num-processes 2
 	;;
 *)
 	echo "usage: $0 run|test" >&2
