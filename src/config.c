@@ -104,6 +104,7 @@ static int set_bind_address(struct config *c, const struct directive *d, struct 
 static int set_protocol(struct config *c, const struct directive *d, struct parse *p);
 static int set_max_connections(struct config *c, const struct directive *d, struct parse *p);
 static int set_allow_anonymous(struct config *c, const struct directive *d, struct parse *p);
+static int set_listener_tls(struct config *c, const struct directive *d, struct parse *p);
 static int set_expiration(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_type(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_dest(struct config *c, const struct directive *d, struct parse *p);
@@ -135,6 +136,12 @@ static const struct directive directives[] = {
 	CUSTOM("bind_address", set_bind_address, 0),
 	CUSTOM("protocol", set_protocol, 0),
 	CUSTOM("max_connections", set_max_connections, 0),
+	CUSTOM("certfile", set_listener_tls, D_REST),
+	CUSTOM("keyfile", set_listener_tls, D_REST),
+	CUSTOM("cafile", set_listener_tls, D_REST),
+	CUSTOM("ciphers", set_listener_tls, 0),
+	CUSTOM("require_certificate", set_listener_tls, 0),
+	CUSTOM("tls_version", set_listener_tls, 0),
 	{.name = "password_file", .set = set_path, FIELD(password_file), .flags = D_REST},
 	{.name = "acl_file", .set = set_path, FIELD(acl_file), .flags = D_REST},
 	UINT("auth_backoff_max", auth_backoff_max_s, 0, 86400, 0),
@@ -202,18 +209,18 @@ static const char *const unsupported[] = {
 	"bridge_ciphers_tls1.3", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
 	"bridge_max_topic_alias", "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk",
 	"bridge_receive_maximum", "bridge_reload_type", "bridge_require_ocsp", "bridge_session_expiry_interval",
-	"bridge_tcp_keepalive", "bridge_tcp_user_timeout", "bridge_tls_version", "cafile", "capath", "certfile",
-	"check_retain_source", "ciphers", "ciphers_tls1.3", "cleansession", "clientid", "clientid_prefixes",
+	"bridge_tcp_keepalive", "bridge_tcp_user_timeout", "bridge_tls_version", "capath",
+	"check_retain_source", "ciphers_tls1.3", "cleansession", "clientid", "clientid_prefixes",
 	"connection", "connection_messages", "crlfile", "dhparamfile", "disable_client_cert_date_checks",
 	"enable_control_api", "global_max_clients", "global_max_connections", "global_plugin", "http_dir",
-	"idle_timeout", "include_dir", "keepalive_interval", "keyfile", "local_cleansession", "local_clientid",
+	"idle_timeout", "include_dir", "keepalive_interval", "local_cleansession", "local_clientid",
 	"local_password", "local_username", "log_facility", "log_timestamp_format", "max_inflight_bytes",
 	"max_topic_alias_broker", "memory_limit", "mount_point", "notification_topic", "notifications",
 	"notifications_local_only", "password", "persistence_file", "pid_file", "plugin",
 	"psk_file", "psk_hint", "quic_log_level", "remote_clientid", "remote_password", "remote_username",
-	"require_certificate", "restart_timeout", "retry_interval", "round_robin", "set_tcp_nodelay",
+	"restart_timeout", "retry_interval", "round_robin", "set_tcp_nodelay",
 	"socket_domain", "start_type", "store_clean_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1",
-	"tls_keyform", "tls_version", "topic", "try_private", "upgrade_outgoing_qos", "use_identity_as_username",
+	"tls_keyform", "topic", "try_private", "upgrade_outgoing_qos", "use_identity_as_username",
 	"use_subject_as_username", "use_username_as_clientid", "user", "username", "websockets_headers_size",
 	"websockets_log_level", "websockets_origin",
 };
@@ -570,6 +577,49 @@ static int set_protocol(struct config *c, const struct directive *d, struct pars
 
 /* -1 (unlimited) or 0..CONNS_PER_SHARD_MAX.  In a file, after a listener
  * line, the limit is that listener's; otherwise it is the global one. */
+/* TLS settings belong to the listener they follow (as in mosquitto). */
+static int set_listener_tls(struct config *c, const struct directive *d, struct parse *p)
+{
+	struct config_listener *l;
+	const char *v = p->argv[0];
+	char *dst;
+	size_t cap;
+	bool b;
+
+	if (c->listener_count == 0)
+		return fail(p, "must follow a listener line (TLS settings are per listener)");
+	l = &c->listeners[c->listener_count - 1];
+	if (strcmp(d->name, "require_certificate") == 0) {
+		if (!parse_bool(v, &b))
+			return fail(p, "expected true or false, got " QUOTED, QUOTE(v));
+		l->require_certificate = b;
+		return 0;
+	}
+	if (strcmp(d->name, "tls_version") == 0) {
+		if (strcmp(v, "tlsv1.2") != 0 && strcmp(v, "tlsv1.3") != 0)
+			return fail(p, "expected tlsv1.2 or tlsv1.3 (the lowest accepted), got " QUOTED, QUOTE(v));
+		l->tls_version = v[6] == '3' ? 13 : 12;
+		return 0;
+	}
+	if (strcmp(d->name, "certfile") == 0) {
+		dst = l->certfile;
+		cap = sizeof(l->certfile);
+	} else if (strcmp(d->name, "keyfile") == 0) {
+		dst = l->keyfile;
+		cap = sizeof(l->keyfile);
+	} else if (strcmp(d->name, "cafile") == 0) {
+		dst = l->cafile;
+		cap = sizeof(l->cafile);
+	} else {
+		dst = l->ciphers;
+		cap = sizeof(l->ciphers);
+	}
+	if (strlen(v) >= cap)
+		return fail(p, "longer than %zu bytes", cap - 1);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
 /* With per_listener_settings true, allow_anonymous in a file after a
  * listener line is that listener's (as in mosquitto); otherwise global. */
 static int set_allow_anonymous(struct config *c, const struct directive *d, struct parse *p)
@@ -1050,6 +1100,25 @@ static void listener_where(const struct config_listener *l, char *buf, size_t si
 		(void)snprintf(buf, size, "%s", l->file);
 }
 
+/* A TLS listener needs its certificate and key; client certificates need a CA. */
+static int check_tls(const struct config *c, char *err)
+{
+	char where[320];
+
+	for (unsigned i = 0; i < c->listener_count; i++) {
+		const struct config_listener *l = &c->listeners[i];
+		listener_where(l, where, sizeof(where));
+		if (!l->certfile[0] != !l->keyfile[0])
+			return errorf(err, "%s: listener: certfile and keyfile go together (TLS needs both)", where);
+		if (l->require_certificate && !l->cafile[0])
+			return errorf(err, "%s: listener: require_certificate needs a cafile to check them against",
+				      where);
+		if (!l->certfile[0] && (l->cafile[0] || l->require_certificate || l->tls_version || l->ciphers[0]))
+			return errorf(err, "%s: listener: TLS settings without certfile and keyfile", where);
+	}
+	return 0;
+}
+
 static bool is_loopback(const char *a)
 {
 	return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 || strcmp(a, "localhost") == 0;
@@ -1153,6 +1222,9 @@ static int finish_listeners(struct config *c, char *err)
 	if (r < 0)
 		return r;
 	r = check_duplicate_listeners(c, err);
+	if (r < 0)
+		return r;
+	r = check_tls(c, err);
 	if (r < 0)
 		return r;
 	return check_secure_default(c, err);

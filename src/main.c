@@ -27,6 +27,7 @@
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
 #include "ringmq/shard.h"
+#include "ringmq/tls.h"
 
 extern char **environ;
 
@@ -157,11 +158,23 @@ static void reload(struct broker *b)
 		log_info(NULL, "SIGHUP: acl_file %s reloaded: %zu rules", b->cfg->acl_file, acl_rules(acl));
 }
 
-/* Password and ACL files, before any shard runs.  Returns 0 or -EINVAL (logged). */
+/* Password and ACL files and TLS contexts, before any shard runs.
+ * Returns 0 or -EINVAL (logged). */
 static int load_access(struct broker *b, const struct config *cfg)
 {
 	char err[512];
 
+	for (unsigned l = 0; l < cfg->listener_count; l++) {
+		const struct config_listener *cl = &cfg->listeners[l];
+		if (!cl->certfile[0])
+			continue;
+		if (tls_global_init() < 0 || tls_ctx_new(cl, &b->tls[l], err) < 0) {
+			log_error(NULL, "%s:%d: listener: %s", cl->file, cl->line, err);
+			return -EINVAL;
+		}
+		log_info(NULL, "listener %u: TLS with %s%s", cl->port, cl->certfile,
+			 cl->require_certificate ? ", client certificates required" : "");
+	}
 	if (cfg->password_file[0]) {
 		if (auth_db_load(cfg->password_file, &b->auth, err) < 0) {
 			log_error(NULL, "password_file: %s", err);
@@ -207,6 +220,8 @@ static struct broker *broker_release(struct broker *b)
 {
 	auth_db_free(b->auth);
 	acl_free(b->acl);
+	for (unsigned l = 0; l < CONFIG_LISTENERS_MAX; l++)
+		b->tls[l] = tls_ctx_free(b->tls[l]);
 	return broker_free(b);
 }
 

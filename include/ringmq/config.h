@@ -64,6 +64,13 @@ struct config_listener {
 	enum listener_protocol protocol;
 	int max_connections; /* -1 = unlimited */
 	int allow_anonymous; /* -1 = the global allow_anonymous (per_listener_settings) */
+	/* TLS: a listener with a certfile is a TLS listener. */
+	char certfile[1024];
+	char keyfile[1024];
+	char cafile[1024];
+	char ciphers[512]; /* "" = AEAD suites with forward secrecy only */
+	bool require_certificate;
+	uint8_t tls_version; /* minimum: 12 or 13 */
 	char file[256]; /* where it was declared, for error messages */
 	int line;
 };

@@ -29,6 +29,7 @@
 #include "ringmq/mqtt.h"
 
 struct scram;
+struct tls_conn;
 struct shard;
 struct sess;
 
@@ -99,6 +100,7 @@ struct conn {
 	char peer[64];
 	const char *client_id; /* borrowed from sess, NULL before CONNECT */
 	struct scram *scram; /* CONN_AUTH: the exchange in progress (owned) */
+	struct tls_conn *tls; /* TLS listener: the session (owned; moves with a hand-off) */
 	char *auth_user; /* user name SCRAM authenticated, until the session takes it */
 	bool scram_login; /* logged in with SCRAM: AUTH 0x19 may re-authenticate */
 	uint32_t connect_len; /* CONN_AUTH: bytes of the CONNECT kept at in.data */

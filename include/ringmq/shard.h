@@ -39,6 +39,8 @@ struct share_local;
 struct share_registry;
 struct auth_db;
 struct backoff;
+struct tls_ctx;
+struct tls_conn;
 struct acl;
 
 /* What crosses shards (spsc_item.op). */
@@ -53,6 +55,7 @@ enum shard_op {
  * with the bytes already read (the CONNECT packet and anything after it). */
 struct handoff {
 	int fd;
+	struct tls_conn *tls; /* TLS session, moving with the socket; NULL for plain */
 	unsigned listener;
 	uint64_t accepted_ms;
 	uint32_t len;
@@ -189,6 +192,7 @@ struct broker {
 	struct auth_db *auth;
 	struct acl *acl; /* acl_file, NULL = none; same rules as auth */
 	struct backoff *backoff; /* failed-login back-off, atomics only (backoff.h) */
+	struct tls_ctx *tls[CONFIG_LISTENERS_MAX]; /* TLS listeners' contexts (main owns), else NULL */
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
 	_Atomic bool draining; /* any thread: SIGUSR1 sends clients elsewhere */

@@ -32,11 +32,14 @@
 #include "ringmq/proto.h"
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
+#include "ringmq/tls.h"
 
 #define OUT_BYTES_INITIAL 256u /* grows by doubling; most idle clients only ever get a CONNACK */
 #define OUT_BYTES_KEEP 65536u /* larger idle output buffers are freed */
 #define IN_BYTES_INITIAL 512u
 #define FLUSH_DEADLINE_MS 2000u /* time a closing client gets to read its last packets */
+#define TLS_PLAIN_CHUNK_BYTES 16384u /* one TLS record's worth of plaintext per read */
+#define TLS_RECV_BYTES 4096u /* room for one plain recv of ciphertext before CONNACK */
 
 static struct io_uring_sqe *sqe_get(struct shard *s)
 {
@@ -120,6 +123,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	free(c->out[0].data);
 	free(c->out[1].data);
 	scram_free(c->scram);
+	tls_conn_free(c->tls);
 	free(c->auth_user);
 	s->conns[c->slot] = NULL;
 	s->free_slots[s->free_count++] = c->slot;
@@ -181,6 +185,21 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
 		return;
 	}
+	if (c->tls && c->state < CONN_ACTIVE) {
+		/* TLS before CONNACK: ciphertext straight into the session's input */
+		uint8_t *p;
+		uint32_t room;
+		if (tls_in_room(c->tls, TLS_RECV_BYTES, &p, &room) < 0) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "TLS input over its bound");
+			return;
+		}
+		sqe = sqe_get(s);
+		io_uring_prep_recv(sqe, c->fd, p, room, 0);
+		io_uring_sqe_set_data64(sqe, UD_PACK(OP_RECV_FIRST, c->gen, c->slot));
+		c->recv_armed = true;
+		c->ops++;
+		return;
+	}
 	sqe = sqe_get(s);
 	if (c->state < CONN_ACTIVE) {
 		io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
@@ -195,9 +214,23 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 	c->ops++;
 }
 
+static bool first_frames(struct shard *s, struct conn *c);
+
 /* Before CONNECT is accepted: wait for a whole frame - the CONNECT, or in
  * CONN_AUTH the next AUTH after it - then hand it to connect.c / login.c. */
 static void recv_first_done(struct shard *s, struct conn *c, int res)
+{
+	c->in.len += (uint32_t)res;
+	stat_add(&s->stats.bytes_in, (uint64_t)res);
+	if (first_frames(s, c))
+		conn_arm_recv(s, c);
+}
+
+/* The pre-CONNACK bytes in c->in: wait for a whole frame (the CONNECT, or
+ * in CONN_AUTH the next AUTH) and hand it over.  Returns true when more
+ * bytes are needed (the caller re-arms receiving), false when the
+ * connection is closing, handed off, or active (receiving is armed). */
+static bool first_frames(struct shard *s, struct conn *c)
 {
 	const struct config *cfg = s->b->cfg;
 	struct mqtt_frame f;
@@ -205,31 +238,23 @@ static void recv_first_done(struct shard *s, struct conn *c, int res)
 	uint32_t at;
 	int r;
 
-	c->in.len += (uint32_t)res;
-	stat_add(&s->stats.bytes_in, (uint64_t)res);
 	at = c->state == CONN_AUTH ? c->in.off : 0;
 	r = mqtt_frame_cut(c->in.data + at, c->in.len - at, cfg->connect_packet_size_max, &f, &reason);
 	if (r < 0) {
 		conn_close(s, c, reason, false,
 			   r == -EMSGSIZE ? "packet before CONNACK exceeds connect_packet_size_max"
 					  : "malformed packet before CONNACK");
-		return;
+		return false;
 	}
-	if (r == 0) {
-		/* More to come.  The buffer doubles when full; the frame cutter has
-		 * already refused anything over connect_packet_size_max, so growth
-		 * is bounded by twice that limit. */
-		conn_arm_recv(s, c);
-		return;
-	}
+	if (r == 0)
+		return true; /* more to come; the buffer is bounded by connect_packet_size_max */
 	stat_add(&s->stats.pkts_in, 1); /* the CONNECT or AUTH frame */
 	if ((c->state == CONN_NEW ? connect_first(s, c) : login_continue(s, c)) != 0)
-		return;
-	if (c->state == CONN_AUTH) {
-		conn_arm_recv(s, c); /* the exchange goes on */
-		return;
-	}
+		return false;
+	if (c->state == CONN_AUTH)
+		return true; /* the exchange goes on */
 	conn_after_connect(s, c);
+	return false;
 }
 
 void conn_after_connect(struct shard *s, struct conn *c)
@@ -279,10 +304,86 @@ static void recv_data(struct shard *s, struct conn *c, const uint8_t *data, uint
 	c->in.len -= (uint32_t)r;
 }
 
+/* TLS: decrypt what arrived and hand the plaintext to the same paths as a
+ * plain connection.  Handshake records the decryption produced are queued
+ * for sending. */
+static void tls_plaintext(struct shard *s, struct conn *c)
+{
+	uint8_t plain[TLS_PLAIN_CHUNK_BYTES];
+	char why[256] = "";
+	int n;
+
+	for (;;) {
+		n = tls_read(c->tls, plain, sizeof(plain), why);
+		if (c->tls->out.len > c->tls->out.off)
+			conn_out_commit(s, c, 0); /* handshake records to send */
+		if (n == 0)
+			break;
+		if (n < 0) {
+			log_info(c->client_id, "TLS connection from %s closed: %s", c->peer, why);
+			conn_close(s, c, MQTT_RC_UNSPECIFIED, false, why);
+			return;
+		}
+		if (c->state < CONN_ACTIVE) {
+			if (in_reserve(c, c->in.len + (uint32_t)n, 0) < 0) {
+				conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+				return;
+			}
+			memcpy(c->in.data + c->in.len, plain, (size_t)n);
+			c->in.len += (uint32_t)n;
+			if (!first_frames(s, c) && c->state < CONN_ACTIVE)
+				return; /* closing or handed off */
+		} else {
+			recv_data(s, c, plain, (uint32_t)n);
+		}
+		if (c->state >= CONN_FLUSHING)
+			return;
+	}
+	conn_arm_recv(s, c);
+}
+
+static void tls_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res, r = 0;
+
+	if (!more) {
+		c->recv_armed = false;
+		op_done(s, c);
+	}
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		if (res > 0 && c->state < CONN_FLUSHING)
+			r = tls_feed(c->tls, net_bufring_ptr(&s->bufs, bid), (size_t)res);
+		net_bufring_put(&s->bufs, bid);
+	} else if (res > 0) {
+		c->tls->in.len += (uint32_t)res; /* the plain recv wrote straight into it */
+	}
+	if (c->state >= CONN_FLUSHING)
+		return;
+	if (res == 0 || (res < 0 && res != -ENOBUFS) || r < 0) {
+		conn_close(s, c, MQTT_RC_UNSPECIFIED, false,
+			   res == 0  ? "connection closed by client"
+			   : r < 0 ? "TLS input over its bound"
+				   : strerror(-res));
+		return;
+	}
+	if (res > 0) {
+		stat_add(&s->stats.bytes_in, (uint64_t)res);
+		c->last_rx_ms = c->state < CONN_ACTIVE ? s->now_ms : c->last_rx_ms;
+	}
+	tls_plaintext(s, c);
+}
+
 void conn_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 {
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	int res = cqe->res;
+
+	if (c->tls) {
+		tls_recv_done(s, c, cqe);
+		return;
+	}
 
 	if (!more) {
 		c->recv_armed = false;
@@ -324,9 +425,45 @@ static void send_submit(struct shard *s, struct conn *c)
 	c->ops++;
 }
 
+/* Output waiting to be sent: plaintext in out[0], or TLS records. */
+static bool out_pending(const struct conn *c)
+{
+	return c->out[0].len > 0 || (c->tls && c->tls->out.len > c->tls->out.off);
+}
+
+/* TLS: encrypt what out[0] holds, then send the records (out[1] is idle). */
+static void tls_send(struct shard *s, struct conn *c)
+{
+	struct tls_conn *t = c->tls;
+	char why[256];
+	uint8_t *d;
+	uint32_t cap;
+
+	if (c->out[0].len > 0) {
+		if (tls_write(t, c->out[0].data, c->out[0].len, why) < 0) {
+			c->out[0].len = 0;
+			conn_close(s, c, MQTT_RC_UNSPECIFIED, false, why);
+			return;
+		}
+		c->out[0].len = 0;
+	}
+	if (t->out.len == t->out.off)
+		return;
+	d = c->out[1].data; /* swap the record buffer into the send slot */
+	cap = c->out[1].cap;
+	c->out[1] = (struct conn_buf){.data = t->out.data, .len = t->out.len, .cap = t->out.cap, .off = t->out.off};
+	t->out = (struct tls_buf){.data = d, .cap = cap};
+	send_submit(s, c);
+}
+
 static void out_swap_and_send(struct shard *s, struct conn *c)
 {
 	struct conn_buf t = c->out[1];
+
+	if (c->tls) {
+		tls_send(s, c);
+		return;
+	}
 
 	c->out[1] = c->out[0];
 	c->out[0] = t;
@@ -371,7 +508,7 @@ void conn_send_done(struct shard *s, struct conn *c, int res)
 		return;
 	}
 	o->len = o->off = 0;
-	if (c->out[0].len > 0) {
+	if (out_pending(c)) {
 		out_swap_and_send(s, c);
 		return;
 	}
@@ -385,7 +522,7 @@ void conn_flush_all(struct shard *s)
 		struct conn *c = s->dirty;
 		s->dirty = c->next_dirty;
 		c->in_dirty = false;
-		if (c->state == CONN_CLOSING || c->send_busy || c->out[0].len == 0)
+		if (c->state == CONN_CLOSING || c->send_busy || !out_pending(c))
 			continue;
 		out_swap_and_send(s, c);
 	}
@@ -491,7 +628,7 @@ void conn_close_after_flush(struct shard *s, struct conn *c)
 		se->conn = NULL;
 		sess_detach(s, se, c->publish_will);
 	}
-	if (c->out[0].len == 0 && !c->send_busy) {
+	if (!out_pending(c) && !c->send_busy) {
 		finish_close(s, c);
 		return;
 	}

@@ -28,6 +28,7 @@
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
 #include "ringmq/stats.h"
+#include "ringmq/tls.h"
 #include "ringmq/topic.h"
 
 #define GENERATED_ID_BYTES 32
@@ -93,6 +94,8 @@ static int handoff(struct shard *s, struct conn *c, unsigned home)
 		return 1;
 	}
 	h->fd = c->fd;
+	h->tls = c->tls; /* the session goes with the socket */
+	c->tls = NULL;
 	h->listener = c->listener;
 	h->accepted_ms = c->accepted_ms;
 	h->len = c->in.len;
@@ -119,11 +122,13 @@ void connect_adopt(struct shard *s, struct handoff *h)
 
 	if (!c) {
 		close(h->fd);
+		tls_conn_free(h->tls);
 		atomic_fetch_sub_explicit(&s->b->conns_total, 1, memory_order_relaxed);
 		free(h);
 		return;
 	}
 	c->accepted_ms = h->accepted_ms;
+	c->tls = h->tls;
 	memcpy(c->peer, h->peer, sizeof(c->peer));
 	c->in.data = malloc(h->len);
 	if (!c->in.data) {
@@ -421,6 +426,11 @@ int connect_first(struct shard *s, struct conn *c)
 	int r;
 
 	RMQ_ASSERT(c->owner_shard == s->id);
+	if (c->in.data[0] == 0x16 && !c->tls) { /* a TLS handshake record */
+		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, false, "TLS sent to a plain MQTT listener");
+		log_info(NULL, "connection from %s closed: TLS sent to a plain MQTT listener", c->peer);
+		return 1;
+	}
 	if ((c->in.data[0] >> 4) != MQTT_CONNECT) {
 		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, false, "first packet is not CONNECT"); /* [MQTT-3.1.0-1] */
 		return 1;

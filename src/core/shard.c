@@ -40,6 +40,7 @@
 #include "ringmq/share.h"
 #include "ringmq/stats.h"
 #include "ringmq/sys.h"
+#include "ringmq/tls.h"
 #include "ringmq/trie.h"
 
 #define LOOP_TICK_MS 100
@@ -267,6 +268,10 @@ static void accept_done(struct shard *s, unsigned l, struct io_uring_cqe *cqe)
 	}
 	net_accepted(fd);
 	net_peer_name(fd, c->peer, sizeof(c->peer));
+	if (s->b->tls[l] && !(c->tls = tls_conn_new(s->b->tls[l]))) {
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory for TLS");
+		return;
+	}
 	conn_arm_recv(s, c);
 }
 
@@ -569,8 +574,9 @@ int broker_start(struct broker *b)
 	}
 	for (unsigned l = 0; l < b->cfg->listener_count; l++) {
 		const struct config_listener *cl = &b->cfg->listeners[l];
-		log_info(NULL, "listening on %s:%u (%s, %u shards)", cl->bind_address[0] ? cl->bind_address : "*",
-			 b->ports[l], cl->protocol == LISTENER_MQTT ? "mqtt" : "websockets", b->nshards);
+		log_info(NULL, "listening on %s:%u (%s%s, %u shards)", cl->bind_address[0] ? cl->bind_address : "*",
+			 b->ports[l], cl->protocol == LISTENER_MQTT ? "mqtt" : "websockets",
+			 cl->certfile[0] ? "+tls" : "", b->nshards);
 	}
 	return 0;
 }
@@ -599,6 +605,7 @@ struct broker *broker_free(struct broker *b)
 					msg_unref(it.ptr);
 				} else if (it.op == SHARD_OP_HANDOFF) {
 					close(((struct handoff *)it.ptr)->fd);
+					tls_conn_free(((struct handoff *)it.ptr)->tls);
 					free(it.ptr);
 				}
 			}

@@ -524,8 +524,8 @@ Test(config, unknown_directive_is_an_error)
 Test(config, unimplemented_mosquitto_directives_say_not_supported)
 {
 	static const char *const lines[] = {
-		"psk_file /etc/mosquitto/psk", "cafile /etc/ca.pem", "include_dir /etc/conf.d",
-		"certfile /etc/cert.pem", "connection bridge-01", "user mosquitto", "autosave_interval 1800",
+		"psk_file /etc/mosquitto/psk", "capath /etc/ssl/certs", "include_dir /etc/conf.d",
+		"crlfile /etc/crl.pem", "connection bridge-01", "user mosquitto", "autosave_interval 1800",
 	};
 	char message[CONFIG_ERROR_BYTES];
 	char name[64];
@@ -1035,6 +1035,32 @@ Test(config, finish_keeps_an_explicit_allow_anonymous_false)
 	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
 	cr_assert_eq(c.listener_count, 1);
 	cr_assert_not(c.allow_anonymous);
+}
+
+Test(config, tls_settings_belong_to_their_listener)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(config_parse_line(&c, "certfile /x.pem", "f", 1, err), -EINVAL);
+	cr_assert_str_eq(err, "f:1: certfile: must follow a listener line (TLS settings are per listener)");
+	parse_ok(&c, "listener 8883 127.0.0.1");
+	parse_ok(&c, "certfile /etc/ringmq/server.crt");
+	parse_ok(&c, "keyfile /etc/ringmq/server.key");
+	parse_ok(&c, "cafile /etc/ringmq/ca.crt");
+	parse_ok(&c, "require_certificate true");
+	parse_ok(&c, "tls_version tlsv1.3");
+	cr_assert_eq(config_parse_line(&c, "tls_version tlsv1.1", "f", 2, err), -EINVAL);
+	cr_assert_str_eq(c.listeners[0].certfile, "/etc/ringmq/server.crt");
+	cr_assert(c.listeners[0].require_certificate);
+	cr_assert_eq(c.listeners[0].tls_version, 13);
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+	config_init(&c);
+	parse_ok(&c, "listener 8883 127.0.0.1");
+	parse_ok(&c, "certfile /etc/ringmq/server.crt");
+	cr_assert_eq(config_finish(&c, err), -EINVAL);
+	cr_assert(strstr(err, "certfile and keyfile go together"), "%s", err);
 }
 
 Test(config, per_listener_settings_makes_allow_anonymous_per_listener)
