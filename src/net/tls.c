@@ -208,8 +208,10 @@ static void describe(struct tls_conn *t, int err, char *why)
 		snprintf(why, 256, "plain MQTT sent to a TLS listener");
 	else if (err == NO_PEER_CERT)
 		snprintf(why, 256, "client certificate missing (require_certificate true)");
-	else if (err == ASN_NO_SIGNER_E)
+	else if (err == ASN_NO_SIGNER_E || err == ASN_SELF_SIGNED_E)
 		snprintf(why, 256, "client certificate from an unknown CA");
+	else if (err == ASN_SIG_CONFIRM_E)
+		snprintf(why, 256, "client certificate signature does not verify against cafile");
 	else if (err == ASN_AFTER_DATE_E)
 		snprintf(why, 256, "client certificate expired");
 	else if (err == ASN_BEFORE_DATE_E)

@@ -27,14 +27,22 @@ def sh(*argv):
     subprocess.run(argv, check=True, capture_output=True)
 
 
-def make_certs(d):
+def make_client_cert(d, ca, ca_key, name):
+    key, csr, crt = (os.path.join(d, name + ext) for ext in (".key", ".csr", ".crt"))
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+    sh("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+       "-days", "2")
+    return crt, key
+
+
+def make_certs(d, ca_cn="ringmq-test-ca"):
     ca_key, ca = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
     key, csr, crt = (os.path.join(d, n) for n in ("server.key", "server.csr", "server.crt"))
     ext = os.path.join(d, "ext.cnf")
     with open(ext, "w") as f:
         f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
-       "-subj", "/CN=ringmq-test-ca")
+       "-subj", "/CN=" + ca_cn)
     sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
     sh("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
        "-days", "2", "-extfile", ext)
@@ -151,6 +159,23 @@ class TlsTest(unittest.TestCase):
             subprocess.run(["timeout", "5", "openssl", "s_client", "-connect", "127.0.0.1:%d" % plain_port],
                            input="", capture_output=True)
             self.assertTrue(b.wait_log("TLS sent to a plain MQTT listener"), "".join(b.log))
+        finally:
+            b.stop()
+
+    def test_mutual_tls_requires_a_certificate_from_the_ca(self):
+        good_crt, good_key = make_client_cert(self.dir, self.ca, os.path.join(self.dir, "ca.key"), "alice")
+        rogue_dir = tempfile.mkdtemp(prefix="rmq-rogue-")
+        rogue_ca, _, _ = make_certs(rogue_dir, "rogue-ca")
+        bad_crt, bad_key = make_client_cert(rogue_dir, rogue_ca, os.path.join(rogue_dir, "ca.key"), "mallory")
+        b = Broker(self.tls_lines(["cafile " + self.ca, "require_certificate true"]))
+        try:
+            pub = ["timeout", "10", "mosquitto_pub", "-p", str(b.ports[0]), "--cafile", self.ca, "-t", "m", "-m", "x"]
+            self.assertNotEqual(subprocess.run(pub, capture_output=True).returncode, 0)
+            self.assertTrue(b.wait_log("client certificate missing"), "".join(b.log))
+            self.assertEqual(subprocess.run(pub + ["--cert", good_crt, "--key", good_key]).returncode, 0)
+            self.assertNotEqual(subprocess.run(pub + ["--cert", bad_crt, "--key", bad_key],
+                                               capture_output=True).returncode, 0)
+            self.assertTrue(b.wait_log("client certificate from an unknown CA"), "".join(b.log))
         finally:
             b.stop()
 
