@@ -42,8 +42,11 @@
 #define RING_ENTRIES 4096u
 #define RING_CQ_ENTRIES 65536u
 #define LISTEN_BACKLOG 4096
-/* Receive buffer per connection; grows for a bigger frame, up to the max. */
-#define IN_BYTES 65536u
+/* Receive buffer per connection: starts small (idle and handshake-only
+ * connections stay small), doubles whenever a recv fills it, up to
+ * IN_BYTES_FULL; beyond that only for a frame that does not fit. */
+#define IN_BYTES_INITIAL 4096u
+#define IN_BYTES_FULL 65536u
 #define PACKET_BYTES_MAX (64u << 20)
 /* Unsent bytes one subscriber may have before QoS 0 forwards are dropped. */
 #define OUT_BYTES_MAX (16u << 20)
@@ -354,7 +357,7 @@ static void conn_new(int fd)
 		c->slot = F.nconns++;
 	}
 	F.conns[c->slot] = c;
-	buf_reserve(&c->in, IN_BYTES);
+	buf_reserve(&c->in, IN_BYTES_INITIAL);
 	post_recv(c);
 }
 
@@ -525,6 +528,8 @@ static void on_recv(struct conn *c, int res)
 		return;
 	}
 	c->in.len += (uint32_t)res;
+	if (c->in.len == c->in.cap && c->in.cap < IN_BYTES_FULL)
+		buf_reserve(&c->in, c->in.cap); /* a busy sender: read more per recv */
 	while (off < c->in.len && !c->closing) {
 		struct mqtt_frame f;
 		uint8_t reason;

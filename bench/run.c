@@ -25,7 +25,7 @@ static bool pubsub(const struct scenario *cfg)
 	return cfg->layout != LAYOUT_IDLE && cfg->layout != LAYOUT_CONNECT;
 }
 
-/* Share @i of @n items over @parts: how many part @part gets. */
+/* How many of @n items part @part of @parts receives (round robin). */
 static uint32_t share(uint32_t n, uint32_t parts, uint32_t part)
 {
 	return n / parts + (part < n % parts ? 1 : 0);
