@@ -560,7 +560,8 @@ uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
 void conn_out_commit(struct shard *s, struct conn *c, uint32_t n)
 {
 	c->out[0].len += n;
-	stat_add(&s->stats.pkts_out, 1); /* one packet per commit */
+	if (n) /* one packet per commit; 0 only marks TLS handshake records for sending */
+		stat_add(&s->stats.pkts_out, 1);
 	if (!c->in_dirty) {
 		c->in_dirty = true;
 		c->next_dirty = s->dirty;
@@ -690,6 +691,16 @@ int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t le
 	int r;
 
 	while (off < len && c->state == CONN_ACTIVE) {
+		if (len - off >= 4 && buf[off] == 0x40 && buf[off + 1] == 0x02 && (buf[off + 2] | buf[off + 3])) {
+			/* PUBACK in its 4-byte form (any version): one per QoS 1
+			 * message, so it skips the generic decoder. */
+			struct mqtt_ack ack = {.packet_id = (uint16_t)(buf[off + 2] << 8 | buf[off + 3])};
+			off += 4;
+			stat_add(&s->stats.pkts_in, 1);
+			c->last_rx_ms = s->now_ms;
+			publish_ack_in(s, c, MQTT_PUBACK, &ack);
+			continue;
+		}
 		r = mqtt_frame_cut(buf + off, len - off, packet_limit(s, c), &f, &reason);
 		if (r == 0)
 			break;

@@ -122,7 +122,21 @@ void publish_route(struct shard *s, struct msg *m)
 static void send_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
 	struct mqtt_packet pkt = {.type = type};
+	uint8_t *out;
 
+	if (c->version != MQTT_V5 || reason == 0) {
+		/* The 4-byte form every version shares [MQTT-3.4.2-1]: one per QoS 1/2
+		 * message, so it skips the generic encoder. */
+		out = conn_out(s, c, 4);
+		if (!out)
+			return; /* the connection is closing */
+		out[0] = (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 0x02 : 0));
+		out[1] = 2;
+		out[2] = (uint8_t)(pid >> 8);
+		out[3] = (uint8_t)pid;
+		conn_out_commit(s, c, 4);
+		return;
+	}
 	pkt.ack.packet_id = pid;
 	pkt.ack.reason = c->version == MQTT_V5 ? reason : 0;
 	(void)conn_send_packet(s, c, &pkt); /* failure closes the connection */
