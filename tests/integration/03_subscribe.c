@@ -7,7 +7,7 @@
  * exactly the topics its filter matches (section 4.7).  With several
  * shards the subscribers are spread over them, so this also checks that
  * routing between shards finds every match once.  Subscription identifiers,
- * No Local and Retain As Published (MQTT 5) are issue 3 and not covered.
+ * No Local and Retain As Published (MQTT 5) are covered in 15_subopts_v5.c.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>

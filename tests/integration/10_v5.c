@@ -9,7 +9,7 @@
  * 0x94 or 0x82, an unknown authentication method is refused.  Bad packets
  * are built byte by byte because the encoder will not write them.
  * Reason strings are optional and not checked.  Subscription identifiers,
- * No Local and Retain As Published are issue 3 and not covered.
+ * No Local and Retain As Published are covered in 15_subopts_v5.c.
  */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -18,7 +18,7 @@
  * stay there and come back with DUP on reconnect (4.8.2 allows that)
  * while the other members keep receiving; when the session ends, QoS 2
  * ones go to nobody else [MQTT-4.8.2-5] and QoS 1 ones should go to
- * another member (4.8.2 SHOULD, and issue 3).
+ * another member (4.8.2 SHOULD; ringmq does it).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -640,8 +640,8 @@ Test(shared, qos2_of_member_whose_session_ends_not_sent_elsewhere_MQTT_4_8_2_5)
 }
 
 /* 4.8.2: QoS 1 messages in flight to a member whose session ends (no
- * Session Expiry: at the close) SHOULD be sent to another member; issue 3
- * asks that a member leaving under load loses no QoS 1/2 message. */
+ * Session Expiry: at the close) SHOULD be sent to another member: a member
+ * leaving under load loses no QoS 1/2 message. */
 Test(shared, qos1_of_member_whose_session_ends_goes_to_another_member)
 {
 	enum { N = 2 };

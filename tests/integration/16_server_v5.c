@@ -183,9 +183,9 @@ Test(server, server_disconnects_carry_no_session_expiry_MQTT_3_14_2_2)
 
 /*
  * A client that stops reading until ringmq's output limit for it
- * (max_output_bytes) is reached is disconnected; the issue lists 0x97
- * Quota exceeded among the server's DISCONNECT reasons (4.13: the server
- * SHOULD send a DISCONNECT before closing).  The subscriber reads nothing
+ * (max_output_bytes) is reached is disconnected with DISCONNECT 0x97
+ * Quota exceeded (4.13: the server SHOULD send a DISCONNECT before
+ * closing).  The subscriber reads nothing
  * until the broker logs the limit, then reads the whole stream: it must
  * end with DISCONNECT 0x97 and a close.  The stream is parsed in place
  * (tclient would move megabytes per packet).

@@ -5,7 +5,7 @@
  * Every test starts a witness (tclient.h: a QoS 1 publisher and subscriber
  * pair) before it attacks and checks it during and after the attack, so a
  * broker that survives an attack by stalling a shard or starving everyone
- * else still fails.  The attacks are the robustness list of issue 9 and
+ * else still fails.  The attacks are the robustness list of
  * docs/robustness.md: connections that never send CONNECT, slowloris byte
  * dribbling before and after CONNECT, a pre-authentication length of
  * 268,435,455 bytes, a subscriber that never reads, subscription and

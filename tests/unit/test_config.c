@@ -1406,7 +1406,7 @@ Test(config, parse_line_without_an_error_buffer_aborts, .signal = SIGABRT)
 	(void)config_parse_line(&c, "shards 1", FILE_NAME, LINE, NULL);
 }
 
-/* ---- Monitoring: http_listener and log_format (issue 8) ---- */
+/* ---- Monitoring: http_listener and log_format ---- */
 
 Test(config, http_listener_is_off_by_default_and_takes_a_port_and_address)
 {
