@@ -28,30 +28,44 @@ struct tls_ctx {
 	WOLFSSL_CTX *ctx;
 };
 
-static int buf_append(struct tls_buf *b, const uint8_t *p, size_t n, size_t max)
+/* Room for @n more bytes at the end of @b: the consumed front is reused
+ * first, then the buffer doubles; -ENOBUFS past @max (0: no bound). */
+static int buf_room(struct tls_buf *b, size_t n, size_t max)
 {
+	size_t cap = b->cap ? b->cap : 4096;
+	uint8_t *d;
+
 	if (b->off && b->off == b->len)
 		b->off = b->len = 0;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *d;
-		if (b->off) { /* reuse the consumed front first */
-			memmove(b->data, b->data + b->off, b->len - b->off);
-			b->len -= b->off;
-			b->off = 0;
-		}
-		while (cap < b->len + n)
-			cap *= 2;
-		if (max && cap > max && b->len + n > max)
-			return -ENOBUFS;
-		if (cap > b->cap) {
-			d = realloc(b->data, cap);
-			if (!d)
-				return -ENOMEM;
-			b->data = d;
-			b->cap = (uint32_t)cap;
-		}
+	if (b->len + n <= b->cap)
+		return 0;
+	if (b->off) {
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
 	}
+	while (cap < b->len + n)
+		cap *= 2;
+	if (max && b->len + n > max)
+		return -ENOBUFS;
+	if (max && cap > max)
+		cap = max;
+	if (cap > b->cap) {
+		d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = (uint32_t)cap;
+	}
+	return 0;
+}
+
+static int buf_append(struct tls_buf *b, const uint8_t *p, size_t n, size_t max)
+{
+	int r = buf_room(b, n, max);
+
+	if (r < 0)
+		return r;
 	memcpy(b->data + b->len, p, n);
 	b->len += (uint32_t)n;
 	return 0;
@@ -165,32 +179,12 @@ struct tls_conn *tls_conn_free(struct tls_conn *t)
 
 int tls_in_room(struct tls_conn *t, uint32_t min, uint8_t **ret_p, uint32_t *ret_len)
 {
-	struct tls_buf *b = &t->in;
+	int r = buf_room(&t->in, min, TLS_CIPHER_IN_BYTES_MAX);
 
-	if (b->off && b->off == b->len)
-		b->off = b->len = 0;
-	if (b->cap - b->len < min) {
-		uint32_t cap = b->cap ? b->cap : 4096;
-		uint8_t *d;
-		if (b->off) {
-			memmove(b->data, b->data + b->off, b->len - b->off);
-			b->len -= b->off;
-			b->off = 0;
-		}
-		while (cap - b->len < min)
-			cap *= 2;
-		if (cap > TLS_CIPHER_IN_BYTES_MAX)
-			return -ENOBUFS;
-		if (cap > b->cap) {
-			d = realloc(b->data, cap);
-			if (!d)
-				return -ENOMEM;
-			b->data = d;
-			b->cap = cap;
-		}
-	}
-	*ret_p = b->data + b->len;
-	*ret_len = b->cap - b->len;
+	if (r < 0)
+		return r;
+	*ret_p = t->in.data + t->in.len;
+	*ret_len = t->in.cap - t->in.len;
 	return 0;
 }
 
