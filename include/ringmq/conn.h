@@ -79,7 +79,6 @@ struct conn {
 	bool final_packet; /* the closing DISCONNECT may pass max_output_bytes */
 	bool refusal_logged; /* refused PUBLISHes: only the first is logged */
 	uint16_t ops; /* SQEs in flight */
-	uint8_t close_reason; /* MQTT 5 reason for the log / DISCONNECT */
 	struct conn *next_closing;
 	struct conn *next_dirty;
 	struct sess *sess;

@@ -82,10 +82,10 @@
 #define CLIENT_ID_BYTES_DEFAULT 256u
 #define CLIENT_ID_BYTES_MAX 65535u
 
-/* Keep alive: the largest keep alive a client may ask for (seconds). MQTT 5
- * clients asking for more (or 0) get Server Keep Alive; MQTT 3.1.1 clients
- * are refused (CONNACK 2 is not right either, so they are allowed as asked,
- * see docs/configuration.md).  Directive: max_keepalive. */
+/* Keep alive: the largest keep alive a client may use (seconds).  MQTT 5
+ * clients asking for more (or 0) get a Server Keep Alive in CONNACK; MQTT
+ * 3.x has no way to tell a client, so 3.x clients keep what they asked for.
+ * Directive: max_keepalive (0 = no maximum). */
 #define KEEPALIVE_S_MAX_DEFAULT 65535u
 
 /* Session expiry for persistent sessions of MQTT 3.1/3.1.1 clients
@@ -129,9 +129,9 @@
 /* io_uring submission queue entries per shard. */
 #define URING_ENTRIES_DEFAULT 4096u
 
-/* User-property pairs and subscription identifiers per packet: bounded so
- * parsing a hostile property list is O(packet size) and forwarding is
- * bounded. */
+/* Subscription identifiers one PUBLISH carries to a client (one per
+ * matching subscription; further ones are not sent).  User properties are
+ * bounded by the packet size only: parsing them is O(packet size). */
 #define SUBSCRIPTION_IDS_MAX 32u
 
 /* $SYS publication interval, seconds (0 disables). Directive: sys_interval. */

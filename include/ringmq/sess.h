@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringmq/limits.h"
 #include "ringmq/msg.h"
 
 struct shard;
@@ -65,9 +66,8 @@ struct sess {
 	uint64_t match_gen; /* de-duplication of overlapping matches */
 	uint8_t match_qos;
 	bool match_retain;
-	bool match_any;
 	uint8_t match_nsubids;
-	uint32_t match_subids[32];
+	uint32_t match_subids[SUBSCRIPTION_IDS_MAX];
 	struct sess *match_next;
 
 	struct sess_sub *subs;

@@ -592,7 +592,6 @@ void conn_close(struct shard *s, struct conn *c, uint8_t reason, bool notify, co
 	RMQ_ASSERT(c->owner_shard == s->id);
 	if (c->state >= CONN_FLUSHING)
 		return;
-	c->close_reason = reason;
 	if (c->state == CONN_ACTIVE)
 		log_info(c->client_id, "disconnected from %s: MQTT %s, %s (reason 0x%02x)", c->peer,
 			 c->version == MQTT_V5 ? "5.0" : c->version == MQTT_V311 ? "3.1.1" : "3.1", why, reason);

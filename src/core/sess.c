@@ -591,18 +591,19 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 	int r;
 
 	RMQ_ASSERT(se->owner_shard == s->id);
-	if (msg_expired(m, s->now_ms) || !may_read(s, se, m))
+	if (msg_expired(m, s->now_ms))
 		return;
 	if (qos == 0 && online && se->q_len == 0) {
-		/* At most once, now: the message is only borrowed. */
+		/* At most once, now: the message is only borrowed (send_publish
+		 * checks the ACL). */
 		d.m = m;
 		d.subids = (uint32_t *)(uintptr_t)subids; /* read-only use below */
 		d.nsubids = nsubids;
 		(void)send_publish(s, se, &d, false);
 		return;
 	}
-	if (qos == 0 && !online && !cfg->queue_qos0_messages)
-		return;
+	if ((qos == 0 && !online && !cfg->queue_qos0_messages) || !may_read(s, se, m))
+		return; /* nothing is kept that could never be sent */
 	d.m = msg_keep(m);
 	if (!d.m) {
 		stat_add(&s->stats.dropped, 1);
