@@ -28,6 +28,7 @@ struct retain {
 struct rnode {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
+	struct rnode *next_dead; /* retain_free() only */
 	struct msg *m;
 };
 
@@ -66,19 +67,26 @@ struct retain *retain_new(void)
 struct retain *retain_free(struct retain *r)
 {
 	struct cds_lfht_iter it;
-	struct rnode *rn;
+	struct rnode *rn, *dead = NULL;
 
 	if (!r)
 		return NULL;
+	/* A deleted node stays readable by the table until it is destroyed
+	 * (its bucket is cleaned lazily): unlink everything, destroy, then free. */
 	cds_lfht_for_each_entry(r->ht, &it, rn, node)
 	{
 		if (cds_lfht_del(r->ht, &rn->node) == 0) {
-			msg_unref(rn->m);
-			free(rn);
+			rn->next_dead = dead;
+			dead = rn;
 		}
 	}
-	/* No thread uses the table any more: destroy without a resize thread. */
-	(void)cds_lfht_destroy(r->ht, NULL);
+	(void)cds_lfht_destroy(r->ht, NULL); /* no thread uses the table any more */
+	while (dead) {
+		rn = dead;
+		dead = rn->next_dead;
+		msg_unref(rn->m);
+		free(rn);
+	}
 	free(r);
 	return NULL;
 }

@@ -40,6 +40,7 @@ struct share_group {
 	struct cds_lfht_node by_name;
 	struct cds_lfht_node by_id;
 	struct rcu_head rcu;
+	struct share_group *next_dead; /* share_registry_free() only */
 	uint32_t id;
 	_Atomic uint32_t rr;
 	_Atomic uint64_t mask[ROUTE_MASK_WORDS];
@@ -116,21 +117,29 @@ struct share_registry *share_registry_new(void)
 struct share_registry *share_registry_free(struct share_registry *r)
 {
 	struct cds_lfht_iter it;
-	struct share_group *g;
+	struct share_group *g, *dead = NULL;
 
 	if (!r)
 		return NULL;
+	/* Deleted nodes stay readable by their tables until those are
+	 * destroyed: unlink everything, destroy both, then free. */
 	if (r->by_name) {
 		cds_lfht_for_each_entry(r->by_name, &it, g, by_name)
 		{
 			(void)cds_lfht_del(r->by_name, &g->by_name); /* no reader is left */
 			(void)cds_lfht_del(r->by_id, &g->by_id);
-			free(g);
+			g->next_dead = dead;
+			dead = g;
 		}
 		(void)cds_lfht_destroy(r->by_name, NULL);
 	}
 	if (r->by_id)
 		(void)cds_lfht_destroy(r->by_id, NULL);
+	while (dead) {
+		g = dead;
+		dead = g->next_dead;
+		free(g);
+	}
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	return NULL;
