@@ -11,7 +11,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-BUILD_DEPS="meson ninja-build gcc pkg-config liburing-dev libjemalloc-dev liburcu-dev libcriterion-dev libwolfssl-dev"
+BUILD_DEPS="meson ninja-build gcc pkg-config liburing-dev libjemalloc-dev liburcu-dev libcriterion-dev libwolfssl-dev liblmdb-dev"
 TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev prometheus prometheus-mqtt-exporter"
 
 install_deps() {

@@ -28,6 +28,7 @@
 #include "ringmq/config.h"
 #include "ringmq/backoff.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@
 #define EMBEDDED_ADDRESS "127.0.0.1"
 #define EMBEDDED_PORT 1883u
 #define BUILT_IN "built-in default"
+#define WEBSOCKETS_PATH_DEFAULT "/mqtt"
 
 _Static_assert(sizeof(enum durability) == sizeof(int), "enum setters store an int");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "shards is stored as 32 bits");
@@ -105,10 +107,13 @@ static int set_protocol(struct config *c, const struct directive *d, struct pars
 static int set_max_connections(struct config *c, const struct directive *d, struct parse *p);
 static int set_allow_anonymous(struct config *c, const struct directive *d, struct parse *p);
 static int set_listener_tls(struct config *c, const struct directive *d, struct parse *p);
+static int set_proxy_protocol(struct config *c, const struct directive *d, struct parse *p);
+static int set_proxy_trusted(struct config *c, const struct directive *d, struct parse *p);
 static int set_expiration(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_type(struct config *c, const struct directive *d, struct parse *p);
 static int set_log_dest(struct config *c, const struct directive *d, struct parse *p);
 static int set_http_listener(struct config *c, const struct directive *d, struct parse *p);
+static int set_websockets(struct config *c, const struct directive *d, struct parse *p);
 static int set_unsupported(struct config *c, const struct directive *d, struct parse *p);
 
 static const char *const protocol_words[] = {"mqtt", "websockets", NULL};
@@ -142,6 +147,18 @@ static const struct directive directives[] = {
 	CUSTOM("ciphers", set_listener_tls, 0),
 	CUSTOM("require_certificate", set_listener_tls, 0),
 	CUSTOM("tls_version", set_listener_tls, 0),
+	CUSTOM("capath", set_listener_tls, D_REST),
+	CUSTOM("crlfile", set_listener_tls, D_REST),
+	CUSTOM("ciphers_tls1.3", set_listener_tls, 0),
+	CUSTOM("use_identity_as_username", set_listener_tls, 0),
+	CUSTOM("use_subject_as_username", set_listener_tls, 0),
+	CUSTOM("proxy_protocol", set_proxy_protocol, 0),
+	CUSTOM("enable_proxy_protocol", set_proxy_protocol, 0),
+	CUSTOM("proxy_protocol_trusted", set_proxy_trusted, D_REST),
+	CUSTOM("websockets_path", set_websockets, 0),
+	CUSTOM("websockets_origin", set_websockets, 0),
+	CUSTOM("websockets_max_frame_size", set_websockets, 0),
+	CUSTOM("websockets_trusted_proxy", set_websockets, 0),
 	{.name = "password_file", .set = set_path, FIELD(password_file), .flags = D_REST},
 	{.name = "acl_file", .set = set_path, FIELD(acl_file), .flags = D_REST},
 	UINT("auth_backoff_max", auth_backoff_max_s, 0, 86400, 0),
@@ -179,6 +196,9 @@ static const struct directive directives[] = {
 	BOOL("retained_persistence", persistence),
 	{.name = "persistence_location", .set = set_path, FIELD(persistence_location), .flags = D_REST},
 	ENUM("durability", durability, durability_words),
+	UINT("persistence_map_size", persistence_map_size, STORE_MAP_BYTES_MIN, STORE_BYTES_MAX, 0),
+	UINT("persistence_max_size", persistence_max_size, STORE_MAP_BYTES_MIN, STORE_BYTES_MAX, 0),
+	UINT("commit_interval", commit_interval_ms, 1, STORE_COMMIT_INTERVAL_MS_MAX, 0),
 	UINT("connect_timeout", connect_timeout_s, 1, CONFIG_CONNECT_TIMEOUT_S_MAX, 0),
 	UINT("max_subscriptions_per_client", max_subscriptions_per_client, 1, CONFIG_SUBSCRIPTIONS_PER_CLIENT_MAX,
 	     0),
@@ -209,9 +229,9 @@ static const char *const unsupported[] = {
 	"bridge_ciphers_tls1.3", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
 	"bridge_max_topic_alias", "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk",
 	"bridge_receive_maximum", "bridge_reload_type", "bridge_require_ocsp", "bridge_session_expiry_interval",
-	"bridge_tcp_keepalive", "bridge_tcp_user_timeout", "bridge_tls_version", "capath",
-	"check_retain_source", "ciphers_tls1.3", "cleansession", "clientid", "clientid_prefixes",
-	"connection", "connection_messages", "crlfile", "dhparamfile", "disable_client_cert_date_checks",
+	"bridge_tcp_keepalive", "bridge_tcp_user_timeout", "bridge_tls_version",
+	"check_retain_source", "cleansession", "clientid", "clientid_prefixes",
+	"connection", "connection_messages", "dhparamfile", "disable_client_cert_date_checks",
 	"enable_control_api", "global_max_clients", "global_max_connections", "global_plugin", "http_dir",
 	"idle_timeout", "include_dir", "keepalive_interval", "local_cleansession", "local_clientid",
 	"local_password", "local_username", "log_facility", "log_timestamp_format", "max_inflight_bytes",
@@ -220,9 +240,8 @@ static const char *const unsupported[] = {
 	"psk_file", "psk_hint", "quic_log_level", "remote_clientid", "remote_password", "remote_username",
 	"restart_timeout", "retry_interval", "round_robin", "set_tcp_nodelay",
 	"socket_domain", "start_type", "store_clean_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1",
-	"tls_keyform", "topic", "try_private", "upgrade_outgoing_qos", "use_identity_as_username",
-	"use_subject_as_username", "use_username_as_clientid", "user", "username", "websockets_headers_size",
-	"websockets_log_level", "websockets_origin",
+	"tls_keyform", "topic", "try_private", "upgrade_outgoing_qos", "use_username_as_clientid", "user", "username", "websockets_headers_size",
+	"websockets_log_level",
 };
 
 /* Plugin options are a family: auth_opt_NAME / plugin_opt_NAME. */
@@ -589,10 +608,16 @@ static int set_listener_tls(struct config *c, const struct directive *d, struct 
 	if (c->listener_count == 0)
 		return fail(p, "must follow a listener line (TLS settings are per listener)");
 	l = &c->listeners[c->listener_count - 1];
-	if (strcmp(d->name, "require_certificate") == 0) {
+	if (strcmp(d->name, "require_certificate") == 0 || strcmp(d->name, "use_identity_as_username") == 0 ||
+	    strcmp(d->name, "use_subject_as_username") == 0) {
 		if (!parse_bool(v, &b))
 			return fail(p, "expected true or false, got " QUOTED, QUOTE(v));
-		l->require_certificate = b;
+		if (d->name[0] == 'r')
+			l->require_certificate = b;
+		else if (d->name[4] == 'i')
+			l->use_identity_as_username = b;
+		else
+			l->use_subject_as_username = b;
 		return 0;
 	}
 	if (strcmp(d->name, "tls_version") == 0) {
@@ -610,6 +635,15 @@ static int set_listener_tls(struct config *c, const struct directive *d, struct 
 	} else if (strcmp(d->name, "cafile") == 0) {
 		dst = l->cafile;
 		cap = sizeof(l->cafile);
+	} else if (strcmp(d->name, "capath") == 0) {
+		dst = l->capath;
+		cap = sizeof(l->capath);
+	} else if (strcmp(d->name, "crlfile") == 0) {
+		dst = l->crlfile;
+		cap = sizeof(l->crlfile);
+	} else if (strcmp(d->name, "ciphers_tls1.3") == 0) {
+		dst = l->ciphers_tls13;
+		cap = sizeof(l->ciphers_tls13);
 	} else {
 		dst = l->ciphers;
 		cap = sizeof(l->ciphers);
@@ -617,6 +651,89 @@ static int set_listener_tls(struct config *c, const struct directive *d, struct 
 	if (strlen(v) >= cap)
 		return fail(p, "longer than %zu bytes", cap - 1);
 	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* proxy_protocol off|v1|v2|any, or mosquitto's enable_proxy_protocol 1|2:
+ * the listener it follows (or mosquitto's default listener) requires a
+ * PROXY header of that version before anything else. */
+static int set_proxy_protocol(struct config *c, const struct directive *d, struct parse *p)
+{
+	static const char *const words[] = {"off", "v1", "v2", "any", NULL};
+	static const char *const mosquitto_words[] = {"0", "1", "2", NULL};
+	const char *const *w = d->name[0] == 'e' ? mosquitto_words : words;
+	char expected[64];
+
+	for (unsigned i = 0; w[i]; i++) {
+		if (strcmp(w[i], p->argv[0]) == 0) {
+			current_listener(c, p)->proxy_protocol = (uint8_t)i; /* enum proxy_versions */
+			return 0;
+		}
+	}
+	join_words(w, expected, sizeof(expected));
+	return fail(p, "expected %s, got " QUOTED, expected, QUOTE(p->argv[0]));
+}
+
+/* One ADDRESS[/PREFIX] of proxy_protocol_trusted into @n. */
+static int parse_net(struct parse *p, const char *s, struct config_net *n)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long long prefix;
+	unsigned max;
+
+	memset(n, 0, sizeof(*n));
+	if (len == 0 || len >= sizeof(addr))
+		return fail(p, "expected ADDRESS[/PREFIX], got " QUOTED, QUOTE(s));
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	if (inet_pton(AF_INET, addr, n->addr) == 1)
+		n->family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, n->addr) == 1)
+		n->family = AF_INET6;
+	else
+		return fail(p, "expected an IPv4 or IPv6 address (no host names), got " QUOTED, QUOTE(addr));
+	max = n->family == AF_INET ? 32 : 128;
+	prefix = max;
+	if (slash && (!parse_u64(slash + 1, &prefix) || prefix > max))
+		return fail(p, "expected a prefix length from 0 to %u, got " QUOTED, max, QUOTE(slash + 1));
+	n->prefix = (uint8_t)prefix;
+	for (unsigned bit = n->prefix; bit < max; bit++) /* host bits: ignored, zeroed */
+		n->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+	return 0;
+}
+
+/* proxy_protocol_trusted NET [NET...] (spaces or commas): only peers in
+ * these networks may send a PROXY header; a repeated line replaces the list. */
+static int set_proxy_trusted(struct config *c, const struct directive *d, struct parse *p)
+{
+	struct config_listener *l = current_listener(c, p);
+	struct config_net nets[PROXY_TRUSTED_NETS_MAX];
+	char word[CONFIG_LINE_BYTES_MAX];
+	const char *s = p->argv[0];
+	unsigned count = 0;
+	int r;
+
+	(void)d;
+	while (*s) {
+		size_t n = strcspn(s, " \t,");
+		if (n > 0) {
+			if (count == PROXY_TRUSTED_NETS_MAX)
+				return fail(p, "more than %u networks (PROXY_TRUSTED_NETS_MAX)", PROXY_TRUSTED_NETS_MAX);
+			memcpy(word, s, n);
+			word[n] = '\0';
+			r = parse_net(p, word, &nets[count++]);
+			if (r < 0)
+				return r;
+		}
+		s += n;
+		s += strspn(s, " \t,");
+	}
+	if (count == 0)
+		return fail(p, "expected at least one ADDRESS[/PREFIX]");
+	memcpy(l->proxy_trusted, nets, count * sizeof(nets[0]));
+	l->proxy_trusted_count = (uint8_t)count;
 	return 0;
 }
 
@@ -651,6 +768,49 @@ static int set_max_connections(struct config *c, const struct directive *d, stru
 		c->listeners[c->listener_count - 1].max_connections = limit;
 	else
 		c->max_connections = limit;
+	return 0;
+}
+
+/* websockets_* settings of the listener they follow (or of mosquitto's
+ * default listener before any listener line).  websockets_origin and
+ * websockets_trusted_proxy add one value per line.  config_finish()
+ * refuses them on a listener that is not protocol websockets. */
+static int set_websockets(struct config *c, const struct directive *d, struct parse *p)
+{
+	struct config_listener *l = current_listener(c, p);
+	const char *v = p->argv[0], *host;
+	unsigned long long n;
+	unsigned char a[16];
+
+	if (strcmp(d->name, "websockets_path") == 0) {
+		if (v[0] != '/' || strpbrk(v, "?#"))
+			return fail(p, "expected a path starting with / and without a query, got " QUOTED, QUOTE(v));
+		if (strlen(v) >= sizeof(l->ws_path))
+			return fail(p, "longer than %zu bytes", sizeof(l->ws_path) - 1);
+		memcpy(l->ws_path, v, strlen(v) + 1);
+	} else if (strcmp(d->name, "websockets_origin") == 0) {
+		host = strstr(v, "://");
+		if (strcmp(v, "null") != 0 && (!host || host == v || host[3] == '\0' || strchr(host + 3, '/')))
+			return fail(p, "expected an origin such as https://example.com (scheme, host, optional port, "
+				       "no path), got " QUOTED, QUOTE(v));
+		if (strlen(v) >= WS_ORIGIN_BYTES_MAX)
+			return fail(p, "longer than %u bytes", WS_ORIGIN_BYTES_MAX - 1);
+		if (l->ws_origin_count == WS_ORIGINS_MAX)
+			return fail(p, "more than %u origins on one listener (WS_ORIGINS_MAX)", WS_ORIGINS_MAX);
+		memcpy(l->ws_origins[l->ws_origin_count++], v, strlen(v) + 1);
+	} else if (strcmp(d->name, "websockets_trusted_proxy") == 0) {
+		if (strlen(v) >= WS_ADDRESS_BYTES_MAX || (inet_pton(AF_INET, v, a) != 1 && inet_pton(AF_INET6, v, a) != 1))
+			return fail(p, "expected an IPv4 or IPv6 address (no host names), got " QUOTED, QUOTE(v));
+		if (l->ws_proxy_count == WS_TRUSTED_PROXIES_MAX)
+			return fail(p, "more than %u proxies on one listener (WS_TRUSTED_PROXIES_MAX)",
+				    WS_TRUSTED_PROXIES_MAX);
+		memcpy(l->ws_proxies[l->ws_proxy_count++], v, strlen(v) + 1);
+	} else {
+		if (!parse_u64(v, &n) || (n != 0 && (n < WS_FRAME_BYTES_MIN || n > WS_FRAME_BYTES_MAX)))
+			return fail(p, "expected 0 (max_packet_size) or bytes from %u to %u, got " QUOTED,
+				    WS_FRAME_BYTES_MIN, WS_FRAME_BYTES_MAX, QUOTE(v));
+		l->ws_frame_max = (uint32_t)n;
+	}
 	return 0;
 }
 
@@ -867,6 +1027,9 @@ void config_init(struct config *c)
 	c->persistence = true;
 	(void)snprintf(c->persistence_location, sizeof(c->persistence_location), "%s", "./data");
 	c->durability = DURABILITY_SYNC;
+	c->persistence_map_size = STORE_MAP_BYTES_DEFAULT;
+	c->persistence_max_size = STORE_MAX_BYTES_DEFAULT;
+	c->commit_interval_ms = STORE_COMMIT_INTERVAL_MS_DEFAULT;
 	listener_init(&c->default_listener, EMBEDDED_PORT, "");
 	c->override_port = -1;
 }
@@ -1110,11 +1273,25 @@ static int check_tls(const struct config *c, char *err)
 		listener_where(l, where, sizeof(where));
 		if (!l->certfile[0] != !l->keyfile[0])
 			return errorf(err, "%s: listener: certfile and keyfile go together (TLS needs both)", where);
-		if (l->require_certificate && !l->cafile[0])
-			return errorf(err, "%s: listener: require_certificate needs a cafile to check them against",
-				      where);
-		if (!l->certfile[0] && (l->cafile[0] || l->require_certificate || l->tls_version || l->ciphers[0]))
+		if (l->require_certificate && !l->cafile[0] && !l->capath[0])
+			return errorf(err, "%s: listener: require_certificate needs a cafile or capath to check them "
+					   "against", where);
+		if ((l->use_identity_as_username || l->use_subject_as_username) && !l->require_certificate)
+			return errorf(err, "%s: listener: use_%s_as_username needs require_certificate true (the "
+					   "username comes from the client certificate)", where,
+				      l->use_identity_as_username ? "identity" : "subject");
+		if (l->use_identity_as_username && l->use_subject_as_username)
+			return errorf(err, "%s: listener: use_identity_as_username and use_subject_as_username "
+					   "exclude each other", where);
+		if (l->crlfile[0] && !l->require_certificate)
+			return errorf(err, "%s: listener: crlfile needs require_certificate true (it revokes client "
+					   "certificates)", where);
+		if (!l->certfile[0] && (l->cafile[0] || l->capath[0] || l->crlfile[0] || l->require_certificate ||
+					l->tls_version || l->ciphers[0] || l->ciphers_tls13[0] ||
+					l->use_identity_as_username || l->use_subject_as_username))
 			return errorf(err, "%s: listener: TLS settings without certfile and keyfile", where);
+		if (l->proxy_trusted_count && !l->proxy_protocol)
+			return errorf(err, "%s: listener: proxy_protocol_trusted without proxy_protocol", where);
 	}
 	return 0;
 }
@@ -1281,6 +1458,30 @@ static int check_powers_of_two(const struct config *c, char *err)
 	return 0;
 }
 
+/* websockets_* settings belong to WebSocket listeners; those get their
+ * defaults: the path /mqtt, and frames as large as max_packet_size (so
+ * runs after finish_sizes()). */
+static int finish_websockets(struct config *c, char *err)
+{
+	char where[320];
+
+	for (unsigned i = 0; i < c->listener_count; i++) {
+		struct config_listener *l = &c->listeners[i];
+		if (l->protocol != LISTENER_WEBSOCKETS) {
+			if (!l->ws_path[0] && !l->ws_origin_count && !l->ws_proxy_count && !l->ws_frame_max)
+				continue;
+			listener_where(l, where, sizeof(where));
+			return errorf(err, "%s: listener: websockets_* settings on a listener that is not "
+					   "'protocol websockets'", where);
+		}
+		if (!l->ws_path[0])
+			(void)snprintf(l->ws_path, sizeof(l->ws_path), "%s", WEBSOCKETS_PATH_DEFAULT);
+		if (!l->ws_frame_max)
+			l->ws_frame_max = c->max_packet_size;
+	}
+	return 0;
+}
+
 int config_finish(struct config *c, char *err)
 {
 	long cpus;
@@ -1290,6 +1491,9 @@ int config_finish(struct config *c, char *err)
 	if (r < 0)
 		return r;
 	r = finish_sizes(c, err);
+	if (r < 0)
+		return r;
+	r = finish_websockets(c, err);
 	if (r < 0)
 		return r;
 	r = check_powers_of_two(c, err);

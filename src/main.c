@@ -23,10 +23,13 @@
 #include "ringmq/acl.h"
 #include "ringmq/auth.h"
 #include "ringmq/config.h"
+#include "ringmq/conn.h"
 #include "ringmq/http.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
+#include "ringmq/persist.h"
 #include "ringmq/shard.h"
+#include "ringmq/store.h"
 #include "ringmq/tls.h"
 
 extern char **environ;
@@ -49,6 +52,10 @@ static void usage(FILE *f)
 		   "       ringmq passwd [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
 		   "  add or update USER in a password file ($7$ PBKDF2-SHA512, mosquitto format);\n"
 		   "  the password is read from standard input unless -b gives it\n"
+		   "\n"
+		   "       ringmq store stats|dump|check [-c FILE | DIR]\n"
+		   "  inspect the store in DIR (default: persistence_location of FILE or the\n"
+		   "  embedded default); read-only, safe while the broker runs\n"
 		   "\n"
 		   "Environment: RINGMQ_<DIRECTIVE>=value overrides any directive of the file,\n"
 		   "e.g. RINGMQ_SHARDS=4.  Command-line options override both.\n"
@@ -218,6 +225,10 @@ static int signal_loop(struct broker *b, const struct config *cfg, const sigset_
 
 static struct broker *broker_release(struct broker *b)
 {
+	store_stop(b->store); /* after the shards: it commits their last changes */
+	b->store = store_close(b->store);
+	free(b->ring_fds);
+	b->ring_fds = NULL;
 	auth_db_free(b->auth);
 	acl_free(b->acl);
 	for (unsigned l = 0; l < CONFIG_LISTENERS_MAX; l++)
@@ -225,10 +236,58 @@ static struct broker *broker_release(struct broker *b)
 	return broker_free(b);
 }
 
+/* Open the store and load retained messages (before any shard runs: the
+ * shards restore their sessions from it during their start-up). */
+static int open_store(struct broker *b, const struct config *cfg)
+{
+	struct store_opts o = {
+		.dir = cfg->persistence_location,
+		.map_size = cfg->persistence_map_size,
+		.map_max = cfg->persistence_max_size,
+		.durability = cfg->durability,
+		.commit_interval_ms = cfg->commit_interval_ms,
+		.nshards = b->nshards,
+	};
+	static const char *const words[] = {"sync", "batch", "none"};
+	char err[1024];
+	int r;
+
+	if (!cfg->persistence) {
+		log_info(NULL, "persistence off: sessions and retained messages live in memory only");
+		return 0;
+	}
+	if (o.map_max < o.map_size)
+		o.map_max = o.map_size;
+	b->store = store_open(&o, err, sizeof(err));
+	if (!b->store) {
+		log_error(NULL, "persistence: %s", err);
+		return -EIO;
+	}
+	log_info(NULL, "store: %s (durability %s, map %llu bytes, up to %llu)", cfg->persistence_location,
+		 words[cfg->durability], (unsigned long long)o.map_size, (unsigned long long)o.map_max);
+	rcu_register_thread(); /* the retained store's hash table wants a registered thread */
+	r = persist_restore_retained(b);
+	rcu_unregister_thread();
+	return r;
+}
+
+static int start_store(struct broker *b)
+{
+	if (!b->store)
+		return 0;
+	b->ring_fds = calloc(b->nshards, sizeof(int));
+	if (!b->ring_fds)
+		return -ENOMEM;
+	for (unsigned i = 0; i < b->nshards; i++)
+		b->ring_fds[i] = b->shards[i].ring_fd;
+	return store_start(b->store, b->ring_fds, UD_PACK(OP_WAKE, 0, 0));
+}
+
 static int run(struct config *cfg)
 {
 	struct http *http = NULL;
 	struct broker *b;
+	bool running = false;
 	sigset_t set;
 	int sig, r;
 
@@ -249,18 +308,23 @@ static int run(struct config *cfg)
 	}
 	r = load_access(b, cfg);
 	if (r == 0)
+		r = open_store(b, cfg);
+	if (r == 0) {
 		r = broker_start(b);
+		running = r == 0;
+	}
+	if (r == 0)
+		r = start_store(b);
 	if (r == 0 && cfg->http_port >= 0)
 		r = start_http(b, cfg, &http);
 	if (r < 0) {
 		log_error(NULL, "start-up failed: %s", strerror(-r));
+		if (running)
+			broker_stop(b);
 		broker_release(b);
 		return 1;
 	}
 	log_info(NULL, "ringmq %s running", RINGMQ_VERSION);
-	if (cfg->persistence)
-		log_warn(NULL, "persistence: this build keeps sessions and retained messages in memory only; "
-			       "they do not survive a restart (see docs/persistence.md)");
 	sig = signal_loop(b, cfg, &set);
 	log_info(NULL, "shutting down (signal %d)", sig);
 	broker_stop(b);
@@ -351,6 +415,35 @@ static int passwd_main(int argc, char **argv)
 	return 0;
 }
 
+/* ringmq store stats|dump|check [-c FILE | DIR] */
+static int store_main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[CONFIG_ERROR_BYTES] = "";
+	const char *dir;
+	int r = 0;
+
+	if (argc < 2 || argc > 4 || (argc == 4 && strcmp(argv[2], "-c") != 0) ||
+	    (argc == 3 && strcmp(argv[2], "-c") == 0)) {
+		fprintf(stderr, "usage: ringmq store stats|dump|check [-c FILE | DIR]\n");
+		return 2;
+	}
+	config_init(&cfg);
+	if (argc == 4)
+		r = config_parse_file(&cfg, argv[3], err);
+	if (r == 0)
+		r = config_apply_env(&cfg, environ, err);
+	if (r < 0) {
+		fprintf(stderr, "ringmq: %s\n", err);
+		config_done(&cfg);
+		return 1;
+	}
+	dir = argc == 3 ? argv[2] : cfg.persistence_location;
+	r = store_inspect(dir, argv[1]);
+	config_done(&cfg);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = {0};
@@ -360,6 +453,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "store") == 0)
+		return store_main(argc - 1, argv + 1);
 	r = parse_cli(argc, argv, &cli);
 	if (r != 0)
 		return r > 0 ? 0 : 2;

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringmq/limits.h"
+
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_ERROR_BYTES 512
 
@@ -53,6 +55,13 @@
  * config_finish() raises max_packet_size to fit message_size_limit. */
 #define CONFIG_PUBLISH_HEADER_BYTES 1024u
 
+/* One network of proxy_protocol_trusted: ADDRESS[/PREFIX]. */
+struct config_net {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order, bits past the prefix zero */
+	uint8_t prefix; /* bits: 0..32 (IPv4), 0..128 (IPv6) */
+};
+
 enum listener_protocol {
 	LISTENER_MQTT = 0,
 	LISTENER_WEBSOCKETS = 1,
@@ -68,9 +77,26 @@ struct config_listener {
 	char certfile[1024];
 	char keyfile[1024];
 	char cafile[1024];
-	char ciphers[512]; /* "" = AEAD suites with forward secrecy only */
+	char ciphers[512]; /* TLS 1.2 suites; "" = AEAD suites with forward secrecy only */
+	char ciphers_tls13[512]; /* ciphers_tls1.3: TLS 1.3 suites; "" = all three AEAD suites */
+	char capath[1024]; /* directory of CA certificates, with or instead of cafile */
+	char crlfile[1024]; /* PEM CRL: client certificates it lists are refused */
 	bool require_certificate;
-	uint8_t tls_version; /* minimum: 12 or 13 */
+	bool use_identity_as_username; /* the client certificate's CN is the username */
+	bool use_subject_as_username; /* its whole subject (RFC 2253) is the username */
+	uint8_t tls_version; /* minimum: 0 (= 12), 12 (1.2 and 1.3) or 13 (1.3 only) */
+	/* PROXY protocol: a header of these versions (enum proxy_versions, a
+	 * bitmask; 0 = none) must come first, from a trusted network. */
+	uint8_t proxy_protocol;
+	uint8_t proxy_trusted_count; /* 0 = any peer may send the header */
+	struct config_net proxy_trusted[PROXY_TRUSTED_NETS_MAX];
+	/* WebSocket (protocol websockets; with certfile/keyfile: wss). */
+	char ws_path[WS_PATH_BYTES_MAX]; /* websockets_path; "" until config_finish() sets "/mqtt" */
+	uint8_t ws_origin_count; /* 0 = any Origin */
+	uint8_t ws_proxy_count; /* 0 = X-Forwarded-For is never believed */
+	uint32_t ws_frame_max; /* websockets_max_frame_size; 0 until config_finish() = max_packet_size */
+	char ws_origins[WS_ORIGINS_MAX][WS_ORIGIN_BYTES_MAX]; /* websockets_origin */
+	char ws_proxies[WS_TRUSTED_PROXIES_MAX][WS_ADDRESS_BYTES_MAX]; /* websockets_trusted_proxy, numeric */
 	char file[256]; /* where it was declared, for error messages */
 	int line;
 };
@@ -150,6 +176,9 @@ struct config {
 	bool persistence;
 	char persistence_location[4096];
 	enum durability durability;
+	uint64_t persistence_map_size; /* initial LMDB map size, bytes */
+	uint64_t persistence_max_size; /* the map grows up to this, bytes */
+	uint32_t commit_interval_ms; /* durability batch: time between commits */
 
 	/* Where the config came from, for messages. */
 	char config_file[4096];

@@ -153,6 +153,81 @@
  * delaying a thread for a moment is not reported. */
 #define HTTP_HEALTH_STALL_MS 5000u
 
+/* WebSocket listeners (protocol websockets, RFC 6455).  The opening
+ * handshake is read up to the blank line after its headers; a request
+ * larger than WS_HANDSHAKE_BYTES_MAX gets 431 and the connection is closed.
+ * Browsers send well under 2 KiB (cookies of the page's host are the
+ * variable part), so 8 KiB leaves room while an unauthenticated peer can
+ * make the broker hold no more.  The bytes are held only until the
+ * handshake completes, and connect_timeout bounds how long that may take.
+ * Not configurable. */
+#define WS_HANDSHAKE_BYTES_MAX 8192u
+
+/* Largest payload of one client frame.  A bigger frame is refused with
+ * close code 1009 and the connection is closed.  Frames are unwrapped as
+ * their bytes arrive and never buffered whole, so this bounds no memory of
+ * its own (max_packet_size bounds the MQTT packets inside); it refuses a
+ * client early, at the frame header.  Directive: websockets_max_frame_size;
+ * the default (0) means max_packet_size, so the largest packet fits one
+ * frame.  A client that packs several packets into one frame may need more. */
+#define WS_FRAME_BYTES_DEFAULT 0u
+#define WS_FRAME_BYTES_MIN 128u
+#define WS_FRAME_BYTES_MAX (1u << 30)
+
+/* Per WebSocket listener: websockets_origin lines (the allowed browser
+ * origins) and websockets_trusted_proxy lines (addresses whose
+ * X-Forwarded-For is believed), and how long each value and the
+ * websockets_path may be.  The values live in struct config_listener, so
+ * the bounds keep it small; more lines than this are a config error. */
+#define WS_ORIGINS_MAX 8u
+#define WS_ORIGIN_BYTES_MAX 256u
+#define WS_TRUSTED_PROXIES_MAX 8u
+#define WS_ADDRESS_BYTES_MAX 64u
+#define WS_PATH_BYTES_MAX 256u
+
+/* The durable store (store.h, docs/persistence.md).  The LMDB map starts
+ * at persistence_map_size and doubles when full (MDB_MAP_FULL) up to
+ * persistence_max_size; at that size new QoS 1/2 messages are refused
+ * (0x97) while deletions and session changes still commit.  The map is
+ * address space; the file grows only with the data. */
+#define STORE_MAP_BYTES_DEFAULT (64ull << 20)
+#define STORE_MAX_BYTES_DEFAULT (4ull << 30)
+#define STORE_MAP_BYTES_MIN (1ull << 20)
+#define STORE_BYTES_MAX (1ull << 40)
+/* durability batch: one commit (and sync) per interval at most. */
+#define STORE_COMMIT_INTERVAL_MS_DEFAULT 10u
+#define STORE_COMMIT_INTERVAL_MS_MAX 10000u
+/* Batches in flight from one shard to the store thread (ring slots). */
+#define STORE_RING_SLOTS 256u
+/* After a failed commit the writer retries at this pace; meanwhile QoS 1/2
+ * publishes that need the store are refused. */
+#define STORE_RETRY_MS 200u
+
+/* PROXY protocol headers (proxy.h; directive proxy_protocol).  A v1 header
+ * is one line of at most 107 bytes with its CRLF: the specification's own
+ * bound.  A v2 header may announce up to 65,551 bytes; load balancers send
+ * addresses plus a few TLVs (AWS, GCP and Azure endpoint ids, HAProxy's
+ * SSL and unique-id TLVs: a few hundred bytes), so anything over
+ * PROXY_HEADER_BYTES_MAX is refused and the connection closed, and an
+ * unauthenticated peer never makes a connection buffer more.  Not
+ * configurable.  The header must arrive within connect_timeout. */
+#define PROXY_V1_BYTES_MAX 107u
+#define PROXY_HEADER_BYTES_MAX 2048u
+/* Networks one listener's proxy_protocol_trusted may list; a longer list
+ * is a configuration error. */
+#define PROXY_TRUSTED_NETS_MAX 16u
+
+/* TLS certificate files (certfile, keyfile, cafile, capath, crlfile) are
+ * checked for changes (inode, size, modification time) this often by the
+ * main thread; a change loads them into a new context for new handshakes.
+ * Kubernetes replaces a mounted Secret by swapping a symlink, which shows
+ * up as a new inode.  Not configurable; SIGHUP reloads at once. */
+#define TLS_FILE_CHECK_MS 2000u
+/* A client certificate's CN or subject used as the username
+ * (use_identity_as_username / use_subject_as_username): a longer one is
+ * refused (CONNACK not authorized), never truncated into another name. */
+#define TLS_IDENTITY_BYTES_MAX 256u
+
 _Static_assert(PACKET_BYTES_PRE_CONNECT_DEFAULT <= PACKET_BYTES_DEFAULT,
 	       "pre-CONNECT limit must not exceed the packet limit");
 _Static_assert(PACKET_BYTES_DEFAULT <= PACKET_BYTES_MAX,

@@ -39,6 +39,11 @@ struct msg {
 	struct mqtt_str origin; /* publisher's client id (no-local) */
 	uint8_t has; /* MSG_HAS_* for the optional strings */
 	struct msg *clone; /* transient only: the heap copy made by msg_keep() */
+	/* The acknowledgement waiting for this message's records (persist.h):
+	 * the publisher's shard and its ticket there.  Read only by shards that
+	 * receive the message on an item flagged SHARD_OP_F_ACK. */
+	uint32_t ack_origin;
+	uint64_t ack_ticket;
 	uint8_t data[];
 };
 
@@ -70,6 +75,13 @@ struct msg *msg_new(const struct mqtt_str *topic, const struct mqtt_str *payload
 bool msg_transient(struct msg *tm, const struct mqtt_str *topic, const struct mqtt_str *payload, uint8_t qos,
 		   bool retain, const struct mqtt_props *props, const uint8_t *origin, uint32_t origin_len,
 		   uint64_t now_ms);
+
+/**
+ * msg_copy() - a heap message with the contents of @view (any message,
+ * its strings anywhere, user properties included) and the expiry deadline
+ * @expiry_at_ms (CLOCK_MONOTONIC, 0 = never).  NULL when out of memory.
+ */
+struct msg *msg_copy(const struct msg *view, uint64_t expiry_at_ms);
 
 /** msg_transient_done() - release the heap copy msg_keep() may have made. */
 void msg_transient_done(struct msg *tm);

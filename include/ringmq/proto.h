@@ -20,6 +20,7 @@
 
 struct shard;
 struct conn;
+struct sess;
 struct msg;
 struct handoff;
 struct mqtt_connect;
@@ -84,6 +85,14 @@ void publish_route(struct shard *s, struct msg *m);
 void publish_local(struct shard *s, struct msg *m);
 
 void subscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub);
+/**
+ * subscribe_restore() - put a stored subscription of @se back (start-up):
+ * the session, the trie and route index or its shared group.  0 or -errno.
+ */
+int subscribe_restore(struct shard *s, struct sess *se, const uint8_t *filter, uint16_t len, uint8_t options,
+		      uint32_t sub_id);
+/** publish_send_ack() - queue PUBACK/PUBREC/PUBREL/PUBCOMP for @pid with @reason (v5). */
+void publish_send_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 void unsubscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe *sub);
 
 #endif

@@ -42,8 +42,10 @@ struct deliv {
 	uint8_t state; /* enum deliv_state */
 	bool retain;
 	uint8_t nsubids;
+	bool flowed; /* a flow record (state, packet id) exists besides the delivery record */
 	uint32_t share_id; /* shared group it came through, 0 = none */
 	uint32_t *subids; /* owned, nsubids entries */
+	uint64_t seq; /* its record in the store (persist.h); 0 = not recorded */
 };
 
 enum deliv_state {
@@ -59,6 +61,8 @@ struct sess {
 	char *username; /* who last connected to it; NULL = anonymous (ACL checks) */
 	uint16_t id_len;
 	uint8_t version;
+	bool stored; /* recorded in the store (persist.h): it has an expiry */
+	uint64_t next_seq; /* the last delivery sequence number given out */
 	struct conn *conn; /* NULL while offline */
 	struct sess *hnext; /* session table chain */
 	uint32_t expiry_s; /* 0xFFFFFFFF = never */
@@ -156,6 +160,16 @@ int sess_sub_del(struct sess *se, const uint8_t *f, uint16_t len);
 
 /** sess_unsubscribe() - remove filter @f of @se from the trie/route index or its shared group. */
 void sess_unsubscribe(struct shard *s, struct sess *se, const uint8_t *f, size_t len);
+
+/**
+ * sess_restore_deliv() - put a delivery read from the store back (start-up):
+ * in flight with its packet id, or queued.  Takes @d's references.
+ * 0 or -ENOMEM.
+ */
+int sess_restore_deliv(struct shard *s, struct sess *se, struct deliv *d);
+
+/** sess_qos2_mark() - a QoS 2 packet id received and not yet released. 0 or -ENOMEM. */
+int sess_qos2_mark(struct sess *se, uint16_t pid);
 
 /** sess_sweep() - expire offline sessions and fire due wills. */
 void sess_sweep(struct shard *s);

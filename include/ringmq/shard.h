@@ -25,6 +25,7 @@
 
 #include "ringmq/config.h"
 #include "ringmq/net.h"
+#include "ringmq/persist.h"
 #include "ringmq/spsc.h"
 #include "ringmq/sys.h"
 
@@ -42,6 +43,7 @@ struct backoff;
 struct tls_ctx;
 struct tls_conn;
 struct acl;
+struct store;
 
 /* What crosses shards (spsc_item.op). */
 enum shard_op {
@@ -49,7 +51,12 @@ enum shard_op {
 	SHARD_OP_HANDOFF = 2, /* ptr: struct handoff * (ownership moves) */
 	SHARD_OP_SHARED = 3, /* ptr: struct msg * (one reference), arg: shared group id,
 				bits 8..15 of op: forwards left */
+	SHARD_OP_ACK = 4, /* ptr: a ticket of the target (persist.h), arg: status (int) */
 };
+
+/* On PUBLISH and SHARED items: the message carries an acknowledgement
+ * ticket and the receiver owes its origin one part (persist.h). */
+#define SHARD_OP_F_ACK (1u << 16)
 
 /* A socket moving from its accepting shard to its client id's home shard,
  * with the bytes already read (the CONNECT packet and anything after it). */
@@ -175,6 +182,7 @@ struct shard {
 	bool stopping;
 	bool draining;
 	bool memory_limit_logged; /* one line when the global limit starts dropping */
+	struct persist_shard ps; /* the store's side (persist.h) */
 	struct shard_stats stats;
 };
 
@@ -192,6 +200,8 @@ struct broker {
 	struct auth_db *auth;
 	struct acl *acl; /* acl_file, NULL = none; same rules as auth */
 	struct backoff *backoff; /* failed-login back-off, atomics only (backoff.h) */
+	struct store *store; /* durable store (store.h), NULL without persistence; main owns */
+	int *ring_fds; /* the shards' io_uring fds, for the store's wake-ups */
 	struct tls_ctx *tls[CONFIG_LISTENERS_MAX]; /* TLS listeners' contexts (main owns), else NULL */
 	uint16_t ports[CONFIG_LISTENERS_MAX]; /* bound ports, resolved by shard 0 */
 	_Atomic bool stop; /* any thread */
@@ -235,6 +245,9 @@ uint64_t shard_now_ms(void);
  * caller drops and counts; the item was not taken).
  */
 int shard_send(struct shard *s, unsigned to, const struct spsc_item *it);
+
+/** shard_wake_fd() - wake the io_uring behind @fd (MSG_RING, submitted with this turn). */
+void shard_wake_fd(struct shard *s, int fd);
 
 /** shard_home() - the home shard of a client id. */
 unsigned shard_home(const struct broker *b, const uint8_t *id, uint32_t len);

@@ -23,6 +23,7 @@
 #include "ringmq/conn.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
+#include "ringmq/persist.h"
 #include "ringmq/msg.h"
 #include "ringmq/proto.h"
 #include "ringmq/sess.h"
@@ -402,6 +403,7 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 	c->sess = se;
 	c->publish_will = true; /* every close but a normal DISCONNECT publishes the will */
 	c->client_id = se->client_id;
+	persist_sess_put(s, se); /* a session with an expiry is recorded (or forgotten if it has none now) */
 	if (auth_data) {
 		/* MQTT 5 section 4.12: CONNACK ends the exchange with the method and the server's last word */
 		props.present |= MQTT_HAS(MQTT_PROP_AUTH_METHOD) | MQTT_HAS(MQTT_PROP_AUTH_DATA);

@@ -116,10 +116,10 @@ bool msg_transient(struct msg *tm, const struct mqtt_str *topic, const struct mq
 	return true;
 }
 
-/* The heap copy of a transient message: same fields, one allocation. */
+/* The heap copy of any message: same fields, one allocation. */
 static struct msg *msg_clone(const struct msg *tm)
 {
-	size_t total = sizeof(struct msg) + tm->topic.len + tm->payload.len + tm->origin.len +
+	size_t total = sizeof(struct msg) + tm->topic.len + tm->payload.len + tm->origin.len + tm->user.len +
 		       tm->content_type.len + tm->response_topic.len + tm->correlation_data.len;
 	struct msg *m = malloc(total);
 	uint8_t *p;
@@ -132,9 +132,22 @@ static struct msg *msg_clone(const struct msg *tm)
 	p = put(m->data, &m->topic, tm->topic.ptr, tm->topic.len);
 	p = put(p, &m->payload, tm->payload.ptr, tm->payload.len);
 	p = put(p, &m->origin, tm->origin.ptr, tm->origin.len);
+	p = put(p, &m->user, tm->user.ptr, tm->user.len);
 	p = put(p, &m->content_type, tm->content_type.ptr, tm->content_type.len);
 	p = put(p, &m->response_topic, tm->response_topic.ptr, tm->response_topic.len);
 	(void)put(p, &m->correlation_data, tm->correlation_data.ptr, tm->correlation_data.len);
+	return m;
+}
+
+struct msg *msg_copy(const struct msg *view, uint64_t expiry_at_ms)
+{
+	struct msg *m = msg_clone(view);
+
+	if (m) {
+		m->expiry_at_ms = expiry_at_ms;
+		m->ack_origin = 0;
+		m->ack_ticket = 0;
+	}
 	return m;
 }
 

@@ -23,6 +23,7 @@
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
 #include "ringmq/msg.h"
+#include "ringmq/persist.h"
 #include "ringmq/proto.h"
 #include "ringmq/retain.h"
 #include "ringmq/route.h"
@@ -105,8 +106,12 @@ void publish_route(struct shard *s, struct msg *m)
 				local = true;
 				continue;
 			}
-			struct spsc_item it = {.op = SHARD_OP_PUBLISH, .ptr = msg_keep(m)};
-			if (!it.ptr || shard_send(s, t, &it) < 0) {
+			bool ack = persist_ack_carries(s, m);
+			struct spsc_item it = {.op = SHARD_OP_PUBLISH | (ack ? SHARD_OP_F_ACK : 0), .ptr = msg_keep(m)};
+			if (it.ptr && shard_send(s, t, &it) == 0) {
+				if (ack)
+					persist_ack_sent(s);
+			} else {
 				unsigned cause = it.ptr ? SHARD_DROP_BACKLOG_FULL : SHARD_DROP_NO_MEMORY;
 				stat_add(&s->stats.drops[cause], 1);
 				msg_unref(it.ptr);
@@ -119,7 +124,7 @@ void publish_route(struct shard *s, struct msg *m)
 	share_route(s, m);
 }
 
-static void send_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+void publish_send_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
 	struct mqtt_packet pkt = {.type = type};
 	uint8_t *out;
@@ -149,16 +154,9 @@ static bool qos2_test(const struct sess *se, uint16_t pid)
 
 static int qos2_set(struct sess *se, uint16_t pid, bool on)
 {
-	if (!se->qos2_in) {
-		if (!on)
-			return 0;
-		se->qos2_in = calloc(65536 / 64, sizeof(uint64_t));
-		if (!se->qos2_in)
-			return -ENOMEM;
-	}
 	if (on)
-		se->qos2_in[pid >> 6] |= UINT64_C(1) << (pid & 63);
-	else
+		return sess_qos2_mark(se, pid);
+	if (se->qos2_in)
 		se->qos2_in[pid >> 6] &= ~(UINT64_C(1) << (pid & 63));
 	return 0;
 }
@@ -235,12 +233,18 @@ static bool first_refusal(struct conn *c)
 	return first;
 }
 
+/* Acknowledge a PUBLISH that made no records (refused, or a resent QoS 2):
+ * with durability sync it still waits for the acknowledgements before it. */
 static void ack_publish(struct shard *s, struct conn *c, const struct mqtt_publish *p, uint8_t reason)
 {
-	if (p->qos == 1)
-		send_ack(s, c, MQTT_PUBACK, p->packet_id, reason);
-	else if (p->qos == 2)
-		send_ack(s, c, MQTT_PUBREC, p->packet_id, reason);
+	uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+
+	if (p->qos == 0)
+		return;
+	if (persist_gating(s))
+		persist_ack_queue(s, c, type, p->packet_id, reason, persist_mark(s));
+	else
+		publish_send_ack(s, c, type, p->packet_id, reason);
 }
 
 void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
@@ -251,6 +255,7 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	struct mqtt_str topic;
 	struct msg tm, *m;
 	uint8_t reason;
+	bool gate;
 
 	RMQ_ASSERT(c->owner_shard == s->id);
 	reason = resolve_topic(c, p, cfg->max_topic_alias, &topic);
@@ -261,7 +266,15 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 		return;
 	}
 	if (p->qos == 2 && qos2_test(se, p->packet_id)) {
-		send_ack(s, c, MQTT_PUBREC, p->packet_id, 0); /* a resend: acknowledge, do not deliver again */
+		ack_publish(s, c, p, 0); /* a resend: acknowledge, do not deliver again */
+		return;
+	}
+	if (p->qos > 0 && persist_gating(s) && persist_failing(s)) {
+		if (first_refusal(c))
+			log_warn(c->client_id, "PUBLISH refused: the store cannot commit (see the store's log lines)");
+		ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
+		if (c->version != MQTT_V5)
+			conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, false, "the store cannot commit: PUBLISH refused");
 		return;
 	}
 	if (topic.ptr[0] == '$') {
@@ -311,6 +324,15 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 		ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
 		return;
 	}
+	gate = p->qos > 0 && persist_gating(s);
+	if (gate) {
+		/* The acknowledgement waits for every record this message makes. */
+		persist_ack_open(s);
+		m->ack_origin = s->id;
+		m->ack_ticket = s->ps.ctx.ticket;
+	}
+	if (p->retain)
+		persist_retain(s, m);
 	publish_route(s, m);
 	if (m == &tm)
 		msg_transient_done(&tm);
@@ -319,8 +341,12 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	if (p->qos == 2) {
 		if (qos2_set(se, p->packet_id, true) == 0)
 			c->qos2_in_count++;
+		persist_q2in(s, se, p->packet_id, true);
 	}
-	ack_publish(s, c, p, 0);
+	if (gate)
+		persist_ack_close(s, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, 0, p->qos == 2);
+	else
+		ack_publish(s, c, p, 0);
 }
 
 void publish_ack_in(struct shard *s, struct conn *c, uint8_t type, const struct mqtt_ack *a)
@@ -341,18 +367,26 @@ void publish_ack_in(struct shard *s, struct conn *c, uint8_t type, const struct 
 			break;
 		}
 		r = sess_ack(s, se, type, a->packet_id);
-		send_ack(s, c, MQTT_PUBREL, a->packet_id, r == 0 ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+		publish_send_ack(s, c, MQTT_PUBREL, a->packet_id, r == 0 ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 		break;
-	case MQTT_PUBREL:
+	case MQTT_PUBREL: {
+		/* PUBCOMP frees the packet id for a new message: with durability
+		 * sync it waits until the store has forgotten the id too. */
+		size_t mark = persist_mark(s);
+		uint8_t reason = MQTT_RC_PACKET_ID_NOT_FOUND;
 		if (qos2_test(se, a->packet_id)) {
 			(void)qos2_set(se, a->packet_id, false); /* clearing never allocates */
 			if (c->qos2_in_count)
 				c->qos2_in_count--;
-			send_ack(s, c, MQTT_PUBCOMP, a->packet_id, 0);
-		} else {
-			send_ack(s, c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+			persist_q2in(s, se, a->packet_id, false);
+			reason = 0;
 		}
+		if (persist_gating(s))
+			persist_ack_queue(s, c, MQTT_PUBCOMP, a->packet_id, reason, mark);
+		else
+			publish_send_ack(s, c, MQTT_PUBCOMP, a->packet_id, reason);
 		break;
+	}
 	default:
 		RMQ_ASSERT(!"not an acknowledgement");
 	}

@@ -23,6 +23,7 @@
 #include "ringmq/acl.h"
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
+#include "ringmq/persist.h"
 #include "ringmq/proto.h"
 #include "ringmq/retain.h"
 #include "ringmq/route.h"
@@ -225,6 +226,8 @@ void sess_publish_will(struct shard *s, struct sess *se)
 		return;
 	se->will = NULL;
 	se->will_at_ms = 0;
+	if (se->stored)
+		persist_sess_put(s, se); /* the will is gone for good */
 	acl = rcu_dereference(s->b->acl);
 	if (acl && !acl_check(acl, se->username, se->client_id, w->topic.ptr, w->topic.len, ACL_WRITE)) {
 		log_info(se->client_id, "will on '%.*s' denied by acl_file", (int)w->topic.len,
@@ -244,6 +247,7 @@ void sess_end(struct shard *s, struct sess *se)
 	RMQ_ASSERT(se->owner_shard == s->id);
 	RMQ_ASSERT(se->conn == NULL);
 	sess_publish_will(s, se); /* a will still pending is sent when the session ends */
+	persist_sess_del(s, se);
 	table_unlink(s->sessions, se);
 	sess_free(s, se, true);
 }
@@ -263,6 +267,8 @@ void sess_detach(struct shard *s, struct sess *se, bool publish_will)
 	}
 	if (se->expiry_s == 0)
 		sess_end(s, se);
+	else
+		persist_sess_put(s, se); /* offline from now; its expiry counts */
 }
 
 /* ------------------------------------------------------------ delivery */
@@ -479,6 +485,7 @@ static void inflight_remove(struct sess *se, uint32_t i)
 	struct deliv *d = inf(se, i);
 
 	stats_stored(shard_self(), -1, -(int64_t)d->m->payload.len); /* the owner shard runs this */
+	persist_deliv_del(shard_self(), se, d);
 	pid_mark(se, d->pid, false, 0);
 	deliv_done(d); /* d->m = NULL: a hole */
 	se->inflight_count--;
@@ -533,13 +540,21 @@ static void inflight_start(struct shard *s, struct sess *se, struct deliv *d)
 {
 	int r;
 
+	struct deliv *slot;
+
 	if (se->inflight_span == se->inflight_cap && inflight_grow(se) < 0) {
+		persist_deliv_del(s, se, d);
 		deliv_done(d); /* counted as dropped by the caller's stats */
 		return;
 	}
 	d->pid = pid_next(se);
 	d->state = d->qos == 1 ? DELIV_WAIT_PUBACK : DELIV_WAIT_PUBREC;
-	*inf(se, se->inflight_span) = *d;
+	slot = inf(se, se->inflight_span);
+	*slot = *d;
+	if (slot->seq)
+		persist_deliv_flow(s, se, slot); /* it waited in the queue: now it has a packet id */
+	else
+		persist_deliv_put(s, se, slot);
 	pid_mark(se, d->pid, true, (se->inflight_head + se->inflight_span) & (se->inflight_cap - 1));
 	se->inflight_span++;
 	se->inflight_count++;
@@ -570,6 +585,7 @@ void sess_pump(struct shard *s, struct sess *se)
 			se->q_dropped = 0;
 		}
 		if (msg_expired(d.m, s->now_ms)) {
+			persist_deliv_del(s, se, &d);
 			deliv_done(&d); /* [MQTT-3.3.2-5] never deliver an expired message */
 			continue;
 		}
@@ -622,6 +638,8 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 		return;
 	}
 	r = queue_push(s, se, &d);
+	if (r == 0)
+		persist_deliv_put(s, se, &se->queue[(se->q_head + se->q_len - 1) % se->q_cap]);
 	if (r == -ENOSPC) {
 		stat_add(&s->stats.dropped, 1);
 		stat_add(&s->stats.drops[SHARD_DROP_MEMORY_LIMIT], 1);
@@ -641,6 +659,55 @@ void sess_deliver(struct shard *s, struct sess *se, struct msg *m, uint8_t qos, 
 				 (unsigned long long)cfg->max_queued_bytes);
 		deliv_done(&d);
 	}
+}
+
+int sess_restore_deliv(struct shard *s, struct sess *se, struct deliv *d)
+{
+	struct deliv *slot;
+
+	if (d->state == DELIV_QUEUED) {
+		if (se->q_len == se->q_cap) {
+			uint32_t cap = se->q_cap ? se->q_cap * 2 : 16;
+			struct deliv *n = malloc(cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			for (uint32_t i = 0; i < se->q_len; i++)
+				n[i] = se->queue[(se->q_head + i) % se->q_cap];
+			free(se->queue);
+			se->queue = n;
+			se->q_head = 0;
+			se->q_cap = cap;
+		}
+		se->queue[(se->q_head + se->q_len) % se->q_cap] = *d; /* stored before: limits applied then */
+		se->q_len++;
+		se->q_bytes += msg_size(d->m);
+		stats_stored(s, 1, d->m->payload.len);
+		return 0;
+	}
+	if (pid_in_use(se, d->pid)) {
+		persist_deliv_del(s, se, d); /* two records for one packet id: keep the first */
+		deliv_done(d);
+		return 0;
+	}
+	if (se->inflight_span == se->inflight_cap && inflight_grow(se) < 0)
+		return -ENOMEM;
+	slot = inf(se, se->inflight_span);
+	*slot = *d;
+	pid_mark(se, d->pid, true, (se->inflight_head + se->inflight_span) & (se->inflight_cap - 1));
+	se->inflight_span++;
+	se->inflight_count++;
+	if (d->pid >= se->next_pid)
+		se->next_pid = d->pid == 65535 ? 1 : (uint16_t)(d->pid + 1);
+	stats_stored(s, 1, d->m->payload.len);
+	return 0;
+}
+
+int sess_qos2_mark(struct sess *se, uint16_t pid)
+{
+	if (!se->qos2_in && !(se->qos2_in = calloc(65536 / 64, sizeof(uint64_t))))
+		return -ENOMEM;
+	se->qos2_in[pid >> 6] |= UINT64_C(1) << (pid & 63);
+	return 0;
 }
 
 void sess_resume(struct shard *s, struct sess *se)
@@ -682,7 +749,10 @@ int sess_ack(struct shard *s, struct sess *se, uint8_t type, uint16_t pid)
 	if (d->state != want && !(type == MQTT_PUBREC && d->state == DELIV_WAIT_PUBCOMP))
 		return -EPROTO;
 	if (type == MQTT_PUBREC) {
-		d->state = DELIV_WAIT_PUBCOMP; /* the caller sends PUBREL */
+		if (d->state != DELIV_WAIT_PUBCOMP) {
+			d->state = DELIV_WAIT_PUBCOMP; /* the caller sends PUBREL */
+			persist_deliv_flow(s, se, d);
+		}
 		return 0;
 	}
 	inflight_remove(se, (uint32_t)i);

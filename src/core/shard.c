@@ -88,7 +88,7 @@ static struct spsc *ring_to(struct shard *s, unsigned to)
 	return r;
 }
 
-static void wake(struct shard *s, unsigned to)
+void shard_wake_fd(struct shard *s, int fd)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
 	if (!sqe) {
@@ -96,9 +96,14 @@ static void wake(struct shard *s, unsigned to)
 		sqe = io_uring_get_sqe(&s->ring);
 	}
 	RMQ_ASSERT(sqe != NULL);
-	io_uring_prep_msg_ring(sqe, s->b->shards[to].ring_fd, 0, UD_PACK(OP_WAKE, 0, 0), 0);
+	io_uring_prep_msg_ring(sqe, fd, 0, UD_PACK(OP_WAKE, 0, 0), 0);
 	io_uring_sqe_set_data64(sqe, UD_PACK(OP_WAKE, 0, 0));
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+static void wake(struct shard *s, unsigned to)
+{
+	shard_wake_fd(s, s->b->shards[to].ring_fd);
 }
 
 static int backlog_push(struct shard *s, unsigned to, const struct spsc_item *it)
@@ -178,15 +183,26 @@ static void inbound_item(struct shard *s, const struct spsc_item *it)
 {
 	switch (it->op & 0xFF) {
 	case SHARD_OP_PUBLISH:
+		if (it->op & SHARD_OP_F_ACK)
+			persist_item_begin(s, it->ptr);
 		publish_local(s, it->ptr);
+		if (it->op & SHARD_OP_F_ACK)
+			persist_item_end(s);
 		msg_unref(it->ptr);
 		break;
 	case SHARD_OP_HANDOFF:
 		connect_adopt(s, it->ptr);
 		break;
 	case SHARD_OP_SHARED:
-		share_deliver(s, it->arg, it->op >> 8, it->ptr);
+		if (it->op & SHARD_OP_F_ACK)
+			persist_item_begin(s, it->ptr);
+		share_deliver(s, it->arg, (it->op >> 8) & 0xFF, it->ptr);
+		if (it->op & SHARD_OP_F_ACK)
+			persist_item_end(s);
 		msg_unref(it->ptr);
+		break;
+	case SHARD_OP_ACK:
+		persist_ack_in(s, (uint64_t)(uintptr_t)it->ptr, (int)it->arg);
 		break;
 	default:
 		RMQ_ASSERT(!"unknown shard op");
@@ -208,6 +224,7 @@ static bool rings_drain(struct shard *s)
 			budget--;
 		}
 	}
+	persist_drain(s);
 	return budget == 0;
 }
 
@@ -218,7 +235,7 @@ static bool rings_idle(struct shard *s)
 		if (r && !spsc_empty_after(r))
 			return false;
 	}
-	return true;
+	return persist_idle(s);
 }
 
 /* ------------------------------------------------------------ completions */
@@ -335,6 +352,9 @@ static int shard_setup(struct shard *s)
 	s->shares = share_local_new();
 	if (!s->trie || !s->sessions || !s->shares)
 		return -ENOMEM;
+	r = persist_shard_init(s); /* sessions come back before this shard accepts anyone */
+	if (r < 0)
+		return r;
 	for (unsigned l = 0; l < cfg->listener_count; l++)
 		arm_accept(s, l);
 	return 0;
@@ -367,7 +387,8 @@ static void shard_teardown(struct shard *s)
 	for (unsigned to = 0; to < s->b->nshards; to++) {
 		struct shard_backlog *bl = &s->backlog[to];
 		for (; bl->len > 0; bl->len--, bl->head = (bl->head + 1) % bl->cap)
-			if ((bl->items[bl->head].op & 0xFF) != SHARD_OP_HANDOFF)
+			if ((bl->items[bl->head].op & 0xFF) == SHARD_OP_PUBLISH ||
+			    (bl->items[bl->head].op & 0xFF) == SHARD_OP_SHARED)
 				msg_unref(bl->items[bl->head].ptr);
 		free(bl->items);
 		bl->items = NULL;
@@ -429,6 +450,7 @@ static void shard_turn(struct shard *s, bool *ret_more)
 		s->next_sys_ms = s->now_ms + s->b->cfg->sys_interval_s * 1000ull;
 		sys_publish(s);
 	}
+	persist_turn_end(s);
 	conn_flush_all(s);
 	conn_reap(s);
 }
@@ -482,6 +504,9 @@ static void *shard_main(void *arg)
 		else
 			log_error(NULL, "io_uring_submit_and_wait: %s", strerror(-r));
 	}
+	persist_shard_fini(s); /* the last changes go to the store, which commits them when it stops */
+	if (s->ring_fd > 0)
+		(void)io_uring_submit(&s->ring);
 	shard_teardown(s);
 	rcu_unregister_thread();
 	self = NULL;
@@ -601,7 +626,7 @@ struct broker *broker_free(struct broker *b)
 			if (!r)
 				continue;
 			while (spsc_pop(r, &it)) {
-				if ((it.op & 0xFF) != SHARD_OP_HANDOFF) {
+				if ((it.op & 0xFF) == SHARD_OP_PUBLISH || (it.op & 0xFF) == SHARD_OP_SHARED) {
 					msg_unref(it.ptr);
 				} else if (it.op == SHARD_OP_HANDOFF) {
 					close(((struct handoff *)it.ptr)->fd);

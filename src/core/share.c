@@ -403,13 +403,19 @@ static uint64_t pick_start(struct shard *s, struct share_group *g, const struct 
 static void send_to(struct shard *s, int t, uint32_t id, unsigned hops, struct msg *m)
 {
 	struct spsc_item it = {.op = SHARD_OP_SHARED | (hops << 8), .arg = id};
+	bool ack = persist_ack_carries(s, m);
 
 	if ((unsigned)t == s->id) {
 		share_deliver(s, id, hops, m);
 		return;
 	}
 	it.ptr = msg_keep(m);
-	if (!it.ptr || shard_send(s, (unsigned)t, &it) < 0) {
+	if (ack)
+		it.op |= SHARD_OP_F_ACK;
+	if (it.ptr && shard_send(s, (unsigned)t, &it) == 0) {
+		if (ack)
+			persist_ack_sent(s);
+	} else {
 		atomic_fetch_add_explicit(&s->stats.drops[it.ptr ? SHARD_DROP_BACKLOG_FULL : SHARD_DROP_NO_MEMORY], 1,
 					  memory_order_relaxed);
 		msg_unref(it.ptr);

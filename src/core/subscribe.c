@@ -16,6 +16,7 @@
 #include "ringmq/acl.h"
 #include "ringmq/conn.h"
 #include "ringmq/log.h"
+#include "ringmq/persist.h"
 #include "ringmq/msg.h"
 #include "ringmq/proto.h"
 #include "ringmq/retain.h"
@@ -75,15 +76,63 @@ static uint8_t filter_check(const struct config *cfg, bool v5, const struct mqtt
 	return 0;
 }
 
+/*
+ * Attach filter @filter (full form, "$share/..." included; @group/@f are its
+ * parts) with @options to @se: the session's list, then the trie and route
+ * index or the shared group.  Returns 0, -EDQUOT (max_subscriptions_per_client)
+ * or -ENOMEM; on failure nothing is left behind.
+ */
+static int sub_attach(struct shard *s, struct sess *se, const uint8_t *filter, uint16_t len, bool shared,
+		      const uint8_t *group, size_t glen, const uint8_t *f, size_t flen, uint8_t options,
+		      uint32_t sub_id, bool *ret_existed)
+{
+	struct trie_entry te = {.owner = se, .sub_id = sub_id, .options = options};
+	bool first = false, replaced = false;
+	int r = sess_sub_add(se, filter, len, options, sub_id, s->b->cfg->max_subscriptions_per_client, ret_existed);
+
+	if (r < 0)
+		return r;
+	if (shared) {
+		r = share_join(s, group, glen, f, flen, se, options, sub_id);
+	} else {
+		r = trie_add(s->trie, f, flen, &te, &first, &replaced);
+		if (r == 0 && first && (r = route_add(s->b->route, f, flen, s->id)) < 0) {
+			bool last;
+			(void)trie_del(s->trie, f, flen, se, &last); /* undo: trie and route index agree */
+		}
+		if (r == 0 && !replaced)
+			stat_add(&s->stats.subs, 1);
+	}
+	if (r < 0) {
+		(void)sess_sub_del(se, filter, len); /* undo; it was just added */
+		return -ENOMEM;
+	}
+	persist_sub_put(s, se, filter, len, options, sub_id);
+	return 0;
+}
+
+int subscribe_restore(struct shard *s, struct sess *se, const uint8_t *filter, uint16_t len, uint8_t options,
+		      uint32_t sub_id)
+{
+	const uint8_t *group = NULL, *f = filter;
+	size_t glen = 0, flen = len;
+	bool existed;
+	int shared = topic_share_split(filter, len, &group, &glen, &f, &flen);
+
+	if (shared < 0 || topic_filter_check(f, flen, TOPIC_LEVELS_MAX) < 0)
+		return -EINVAL;
+	return sub_attach(s, se, filter, len, shared == 1, group, glen, f, flen, options, sub_id, &existed);
+}
+
 /* Subscribe one filter.  Returns the SUBACK reason / granted QoS. */
 static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_sub *e, uint32_t sub_id,
 			     struct retained *ret)
 {
 	const struct config *cfg = s->b->cfg;
 	struct sess *se = c->sess;
-	bool v5 = c->version == MQTT_V5, existed = false, first = false, replaced = false;
+	bool v5 = c->version == MQTT_V5, existed = false;
 	uint8_t qos = e->qos < cfg->max_qos ? e->qos : cfg->max_qos;
-	struct trie_entry te = {.owner = se, .sub_id = sub_id};
+	uint8_t options;
 	const uint8_t *group = NULL, *f = e->filter.ptr;
 	size_t glen = 0, flen = e->filter.len;
 	const struct acl *acl;
@@ -101,31 +150,16 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 		ret->why = "denied by acl_file";
 		return v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
 	}
-	te.options = (uint8_t)(qos | (e->no_local ? 0x04 : 0) | (e->retain_as_published ? 0x08 : 0) |
-			       (e->retain_handling << 4));
-	r = sess_sub_add(se, e->filter.ptr, (uint16_t)e->filter.len, te.options, sub_id,
-			 cfg->max_subscriptions_per_client, &existed);
+	options = (uint8_t)(qos | (e->no_local ? 0x04 : 0) | (e->retain_as_published ? 0x08 : 0) |
+			    (e->retain_handling << 4));
+	r = sub_attach(s, se, e->filter.ptr, (uint16_t)e->filter.len, shared == 1, group, glen, f, flen, options,
+		       sub_id, &existed);
 	if (r == -EDQUOT) {
 		ret->why = "max_subscriptions_per_client reached";
 		return v5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
 	}
 	if (r < 0)
 		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
-	if (shared == 1) {
-		r = share_join(s, group, glen, f, flen, se, te.options, sub_id);
-	} else {
-		r = trie_add(s->trie, f, flen, &te, &first, &replaced);
-		if (r == 0 && first && (r = route_add(s->b->route, f, flen, s->id)) < 0) {
-			bool last;
-			(void)trie_del(s->trie, f, flen, se, &last); /* undo: trie and route index agree */
-		}
-		if (r == 0 && !replaced)
-			stat_add(&s->stats.subs, 1);
-	}
-	if (r < 0) {
-		(void)sess_sub_del(se, e->filter.ptr, (uint16_t)e->filter.len); /* undo; it was just added */
-		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
-	}
 	/* [MQTT-3.3.1-9/10/11] retain handling 0: always, 1: only if new, 2: never.
 	 * MQTT 5 section 4.8.2: no retained messages on a shared subscription. */
 	if (shared == 0 && (e->retain_handling == 0 || (e->retain_handling == 1 && !existed))) {
@@ -232,6 +266,7 @@ void unsubscribe_in(struct shard *s, struct conn *c, const struct mqtt_subscribe
 		if (sess_sub_del(se, e.filter.ptr, (uint16_t)e.filter.len) == 0) {
 			code = MQTT_RC_SUCCESS;
 			sess_unsubscribe(s, se, e.filter.ptr, e.filter.len);
+			persist_sub_del(s, se, e.filter.ptr, (uint16_t)e.filter.len);
 		}
 		codes[n++] = code;
 	}

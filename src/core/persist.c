@@ -1,0 +1,877 @@
+/*
+ * persist.c - the shards' side of the store (see persist.h): change
+ * records, acknowledgements after commit, restore.
+ *
+ * Times.  Records keep wall-clock times (CLOCK_REALTIME ms) so expiry goes
+ * on counting while the broker is down; memory keeps CLOCK_MONOTONIC.
+ * Converting adds the difference between the two clocks at that moment.
+ */
+#include "ringmq/persist.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringmq/conn.h"
+#include "ringmq/log.h"
+#include "ringmq/msg.h"
+#include "ringmq/proto.h"
+#include "ringmq/record.h"
+#include "ringmq/retain.h"
+#include "ringmq/sess.h"
+#include "ringmq/shard.h"
+#include "ringmq/store.h"
+
+#define SESS_EXPIRY_NEVER 0xFFFFFFFFu
+
+bool persist_enabled(const struct shard *s)
+{
+	return s->b->store != NULL;
+}
+
+bool persist_gating(const struct shard *s)
+{
+	return s->b->store && s->b->cfg->durability == DURABILITY_SYNC;
+}
+
+bool persist_failing(const struct shard *s)
+{
+	return s->b->store && atomic_load_explicit(&store_stats(s->b->store)->failing, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ op writing */
+
+static struct store_batch *batch(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+
+	if (!ps->cur && !(ps->cur = store_batch_new(s->id)))
+		log_error(NULL, "store: out of memory for a change batch");
+	return ps->cur;
+}
+
+/* Begin an op; NULL when there is no batch. */
+static struct rec_buf *op_begin(struct shard *s, uint8_t type, uint8_t db, size_t *ret_at)
+{
+	struct store_batch *b = batch(s);
+
+	if (!b)
+		return NULL;
+	*ret_at = rec_op_begin(&b->ops, type, db);
+	return &b->ops;
+}
+
+/* End an op; an op cut short by an allocation failure is taken back whole. */
+static void op_end(struct shard *s, struct rec_buf *ops, size_t at)
+{
+	if (ops->oom) {
+		ops->len = at;
+		ops->oom = false;
+		log_error(NULL, "store: out of memory: a change was not recorded");
+		return;
+	}
+	rec_op_end(ops, at);
+	(void)s;
+}
+
+static void key_id(struct rec_buf *ops, const struct sess *se)
+{
+	uint8_t k[RECORD_KEY_MAX];
+	size_t n = rec_key_id(k, (const uint8_t *)se->client_id, se->id_len);
+
+	rec_buf_reserve(ops, n);
+	if (!ops->oom) {
+		memcpy(ops->p + ops->len, k, n);
+		ops->len += n;
+	}
+}
+
+static void key_more(struct rec_buf *ops, const uint8_t *k, size_t n)
+{
+	rec_buf_reserve(ops, n);
+	if (!ops->oom) {
+		memcpy(ops->p + ops->len, k, n);
+		ops->len += n;
+	}
+}
+
+static uint64_t to_wall(const struct shard *s, uint64_t mono_ms)
+{
+	if (!mono_ms)
+		return 0;
+	return store_wall_ms() + (mono_ms > s->now_ms ? mono_ms - s->now_ms : 0);
+}
+
+/* @now_ms: CLOCK_MONOTONIC now, @wall_now: CLOCK_REALTIME now. */
+static uint64_t to_mono(uint64_t now_ms, uint64_t wall_ms, uint64_t wall_now)
+{
+	if (!wall_ms)
+		return 0;
+	if (wall_ms <= wall_now)
+		return now_ms ? now_ms : 1; /* already due */
+	return now_ms + (wall_ms - wall_now);
+}
+
+/* -------------------------------------------------------- change records */
+
+void persist_sess_put(struct shard *s, struct sess *se)
+{
+	struct rec_sess rs = {0};
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store)
+		return;
+	if (se->expiry_s == 0) {
+		persist_sess_del(s, se); /* not (or no longer) a session that outlives its connection */
+		return;
+	}
+	rs.client_id.ptr = (const uint8_t *)se->client_id;
+	rs.client_id.len = se->id_len;
+	rs.version = se->version;
+	rs.expiry_s = se->expiry_s;
+	if (!se->conn)
+		rs.offline_wall_ms = store_wall_ms() - (s->now_ms - se->offline_since_ms);
+	if (se->username) {
+		rs.has_username = true;
+		rs.username.ptr = (const uint8_t *)se->username;
+		rs.username.len = (uint32_t)strlen(se->username);
+	}
+	if (se->will) {
+		rs.has_will = true;
+		rs.will = se->will;
+		rs.will_delay_s = se->will_delay_s;
+		rs.will_expiry_wall_ms = to_wall(s, se->will->expiry_at_ms);
+	}
+	if (!(ops = op_begin(s, REC_OP_PUT, REC_DB_SESS, &at)))
+		return;
+	key_id(ops, se);
+	rec_op_key_done(ops, at);
+	rec_put_sess(ops, &rs);
+	op_end(s, ops, at);
+	se->stored = true;
+}
+
+void persist_sess_del(struct shard *s, struct sess *se)
+{
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store || !se->stored)
+		return;
+	se->stored = false;
+	if (!(ops = op_begin(s, REC_OP_DEL_SESSION, REC_DB_SESS, &at)))
+		return;
+	key_id(ops, se);
+	rec_op_key_done(ops, at);
+	op_end(s, ops, at);
+}
+
+static void sub_key(struct rec_buf *ops, const struct sess *se, const uint8_t *f, uint16_t len)
+{
+	uint8_t k[RECORD_KEY_MAX];
+
+	key_id(ops, se);
+	key_more(ops, k, rec_key_name(k, f, len));
+}
+
+void persist_sub_put(struct shard *s, struct sess *se, const uint8_t *f, uint16_t len, uint8_t options,
+		     uint32_t sub_id)
+{
+	struct rec_sub sub = {.filter = {.ptr = f, .len = len}, .options = options, .sub_id = sub_id};
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store || !se->stored || !(ops = op_begin(s, REC_OP_PUT, REC_DB_SUB, &at)))
+		return;
+	sub_key(ops, se, f, len);
+	rec_op_key_done(ops, at);
+	rec_put_sub(ops, &sub);
+	op_end(s, ops, at);
+}
+
+void persist_sub_del(struct shard *s, struct sess *se, const uint8_t *f, uint16_t len)
+{
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store || !se->stored || !(ops = op_begin(s, REC_OP_DEL, REC_DB_SUB, &at)))
+		return;
+	sub_key(ops, se, f, len);
+	rec_op_key_done(ops, at);
+	op_end(s, ops, at);
+}
+
+static void seq_key(struct rec_buf *ops, const struct sess *se, uint64_t seq)
+{
+	uint8_t k[8];
+
+	key_id(ops, se);
+	key_more(ops, k, rec_key_u64(k, seq));
+}
+
+void persist_deliv_put(struct shard *s, struct sess *se, struct deliv *d)
+{
+	struct rec_deliv rd = {0};
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store || !se->stored || d->qos == 0 || d->seq)
+		return;
+	if (!(ops = op_begin(s, REC_OP_PUT, REC_DB_DELIV, &at)))
+		return;
+	d->seq = ++se->next_seq;
+	rd.state = d->state;
+	rd.pid = d->state ? d->pid : 0;
+	rd.qos = d->qos;
+	rd.retain = d->retain;
+	rd.share_id = d->share_id;
+	rd.nsubids = d->nsubids;
+	if (d->nsubids)
+		memcpy(rd.subids, d->subids, d->nsubids * sizeof(*d->subids));
+	rd.expiry_wall_ms = to_wall(s, d->m->expiry_at_ms);
+	seq_key(ops, se, d->seq);
+	rec_op_key_done(ops, at);
+	rec_put_deliv(ops, &rd, d->m);
+	if (ops->oom) {
+		d->seq = 0;
+		se->next_seq--;
+	}
+	op_end(s, ops, at);
+	s->ps.cur->has_new = true;
+}
+
+void persist_deliv_flow(struct shard *s, struct sess *se, struct deliv *d)
+{
+	struct rec_flow f = {.state = d->state, .pid = d->pid};
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store || !d->seq || !se->stored)
+		return;
+	if (!(ops = op_begin(s, REC_OP_PUT, REC_DB_FLOW, &at)))
+		return;
+	seq_key(ops, se, d->seq);
+	rec_op_key_done(ops, at);
+	rec_put_flow(ops, &f);
+	op_end(s, ops, at);
+	d->flowed = true;
+}
+
+void persist_deliv_del(struct shard *s, struct sess *se, const struct deliv *d)
+{
+	struct rec_buf *ops;
+	size_t at;
+
+	if (!s->b->store || !d->seq || !se->stored)
+		return;
+	for (int db = REC_DB_DELIV; db <= (d->flowed ? REC_DB_FLOW : REC_DB_DELIV); db++) {
+		if (!(ops = op_begin(s, REC_OP_DEL, (uint8_t)db, &at)))
+			return;
+		seq_key(ops, se, d->seq);
+		rec_op_key_done(ops, at);
+		op_end(s, ops, at);
+	}
+}
+
+void persist_q2in(struct shard *s, struct sess *se, uint16_t pid, bool on)
+{
+	struct rec_buf *ops;
+	uint8_t k[2];
+	size_t at;
+
+	if (!s->b->store || !se->stored)
+		return;
+	if (!(ops = op_begin(s, on ? REC_OP_PUT : REC_OP_DEL, REC_DB_Q2IN, &at)))
+		return;
+	key_id(ops, se);
+	key_more(ops, k, rec_key_u16(k, pid));
+	rec_op_key_done(ops, at);
+	if (on)
+		rec_put_q2in(ops);
+	op_end(s, ops, at);
+}
+
+void persist_retain(struct shard *s, const struct msg *m)
+{
+	uint8_t k[RECORD_KEY_MAX];
+	struct rec_buf *ops;
+	size_t at;
+	bool del = m->payload.len == 0;
+
+	if (!s->b->store || !(ops = op_begin(s, del ? REC_OP_DEL : REC_OP_PUT, REC_DB_RETAIN, &at)))
+		return;
+	key_more(ops, k, rec_key_name(k, m->topic.ptr, m->topic.len));
+	rec_op_key_done(ops, at);
+	if (!del) {
+		rec_put_retain(ops, m, to_wall(s, m->expiry_at_ms));
+		s->ps.cur->has_new = true;
+	}
+	op_end(s, ops, at);
+}
+
+/* ------------------------------------------------------- acknowledgements */
+
+size_t persist_mark(const struct shard *s)
+{
+	return s->ps.cur ? s->ps.cur->ops.len : 0;
+}
+
+static struct persist_ack *ack_at(struct persist_shard *ps, uint32_t i)
+{
+	return &ps->acks[(ps->ack_head + i) & (ps->ack_cap - 1)];
+}
+
+static struct persist_ack *ack_push(struct persist_shard *ps)
+{
+	if (ps->ack_len == ps->ack_cap) {
+		uint32_t cap = ps->ack_cap ? ps->ack_cap * 2 : 64;
+		struct persist_ack *n = malloc(cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		for (uint32_t i = 0; i < ps->ack_len; i++)
+			n[i] = *ack_at(ps, i);
+		free(ps->acks);
+		ps->acks = n;
+		ps->ack_head = 0;
+		ps->ack_cap = cap;
+	}
+	ps->ack_len++;
+	return ack_at(ps, ps->ack_len - 1);
+}
+
+/* A failed acknowledgement: MQTT 5 hears 0x97 (the message may not be
+ * kept), MQTT 3 cannot be told and loses the connection unacknowledged, so
+ * it sends the message again.  A QoS 2 packet id is released either way. */
+static void ack_failed(struct shard *s, struct conn *c, const struct persist_ack *a)
+{
+	struct sess *se = c->sess;
+
+	if (a->qos2 && se && se->qos2_in && (se->qos2_in[a->pid >> 6] >> (a->pid & 63) & 1)) {
+		se->qos2_in[a->pid >> 6] &= ~(UINT64_C(1) << (a->pid & 63));
+		if (c->qos2_in_count)
+			c->qos2_in_count--;
+		persist_q2in(s, se, a->pid, false);
+	}
+	if (c->version == MQTT_V5) {
+		publish_send_ack(s, c, a->type, a->pid, MQTT_RC_QUOTA_EXCEEDED);
+		return;
+	}
+	conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, false, "the store could not keep a PUBLISH: not acknowledged");
+}
+
+/* Send every acknowledgement at the head whose parts are all in. */
+static void release(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+
+	while (ps->ack_len && ack_at(ps, 0)->parts == 0) {
+		struct persist_ack a = *ack_at(ps, 0);
+		struct conn *c = conn_lookup(s, UD_PACK(OP_SEND, a.gen, a.slot));
+
+		ps->ack_head = (ps->ack_head + 1) & (ps->ack_cap - 1);
+		ps->ack_len--;
+		if (!c || c->state > CONN_FLUSHING || !c->sess)
+			continue; /* gone: the client sends it again */
+		if (a.status < 0 && a.type != MQTT_PUBCOMP)
+			ack_failed(s, c, &a);
+		else
+			publish_send_ack(s, c, a.type, a.pid, a.reason);
+	}
+}
+
+void persist_ack_in(struct shard *s, uint64_t ticket, int status)
+{
+	struct persist_shard *ps = &s->ps;
+	struct persist_ack *a;
+	uint64_t first;
+
+	if (!ps->ack_len)
+		return;
+	first = ack_at(ps, 0)->ticket;
+	if (ticket < first || ticket - first >= ps->ack_len)
+		return; /* stale */
+	a = ack_at(ps, (uint32_t)(ticket - first));
+	if (status < 0 && a->status == 0)
+		a->status = (int8_t)(status == -ENOSPC ? -ENOSPC : -EIO);
+	if (a->parts)
+		a->parts--;
+	release(s);
+}
+
+/* This shard's records for ticket (@origin, @ticket) are in the current
+ * batch if it grew since @mark: wait for its commit; else answer now. */
+static void part(struct shard *s, uint32_t origin, uint64_t ticket, size_t mark);
+
+void persist_ack_open(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+
+	ps->ctx.on = true;
+	ps->ctx.origin = s->id;
+	ps->ctx.ticket = ++ps->next_ticket;
+	ps->ctx.sent = 0;
+	ps->ctx.mark = persist_mark(s);
+}
+
+bool persist_ack_carries(const struct shard *s, const struct msg *m)
+{
+	const struct persist_shard *ps = &s->ps;
+	return ps->ctx.on && m->ack_ticket == ps->ctx.ticket && m->ack_origin == ps->ctx.origin;
+}
+
+void persist_ack_sent(struct shard *s)
+{
+	s->ps.ctx.sent++;
+}
+
+static void ack_add(struct shard *s, struct conn *c, uint64_t ticket, uint8_t type, uint16_t pid, uint8_t reason,
+		    uint16_t parts, bool qos2)
+{
+	struct persist_ack *a = ack_push(&s->ps);
+
+	if (!a) {
+		log_error(c->client_id, "out of memory: acknowledging without waiting for the store");
+		publish_send_ack(s, c, type, pid, reason);
+		return;
+	}
+	*a = (struct persist_ack){.ticket = ticket, .slot = c->slot, .gen = c->gen, .pid = pid, .parts = parts,
+				  .type = type, .reason = reason, .qos2 = qos2};
+}
+
+void persist_ack_close(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason, bool qos2)
+{
+	struct persist_shard *ps = &s->ps;
+	uint64_t ticket = ps->ctx.ticket;
+	size_t mark = ps->ctx.mark;
+
+	ps->ctx.on = false;
+	ack_add(s, c, ticket, type, pid, reason, (uint16_t)(ps->ctx.sent + 1), qos2);
+	part(s, s->id, ticket, mark);
+	release(s);
+}
+
+void persist_ack_queue(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason, size_t mark)
+{
+	uint64_t ticket = ++s->ps.next_ticket;
+
+	ack_add(s, c, ticket, type, pid, reason, 1, false);
+	part(s, s->id, ticket, mark);
+	release(s);
+}
+
+void persist_item_begin(struct shard *s, const struct msg *m)
+{
+	struct persist_shard *ps = &s->ps;
+
+	ps->ctx.on = true;
+	ps->ctx.origin = m->ack_origin;
+	ps->ctx.ticket = m->ack_ticket;
+	ps->ctx.sent = 0;
+	ps->ctx.mark = persist_mark(s);
+}
+
+void persist_item_end(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+
+	ps->ctx.on = false;
+	RMQ_ASSERT(ps->ctx.sent <= 1); /* a received copy goes on at most once (shared groups) */
+	if (ps->ctx.sent == 0)
+		part(s, ps->ctx.origin, ps->ctx.ticket, ps->ctx.mark);
+}
+
+/* Answer one part to its origin. */
+static void answer(struct shard *s, uint32_t origin, uint64_t ticket, int status)
+{
+	struct spsc_item it = {.op = SHARD_OP_ACK, .arg = (uint32_t)status, .ptr = (void *)(uintptr_t)ticket};
+
+	if (origin == s->id) {
+		persist_ack_in(s, ticket, status);
+		return;
+	}
+	if (shard_send(s, origin, &it) < 0) {
+		/* The origin's ring and backlog are full: it hears nothing, and its
+		 * client repeats the PUBLISH after reconnecting. */
+		log_error(NULL, "store: acknowledgement part for shard %u lost (its ring is full)", origin);
+	}
+}
+
+static void part(struct shard *s, uint32_t origin, uint64_t ticket, size_t mark)
+{
+	struct store_token t = {.origin = origin, .ticket = ticket};
+
+	if (persist_mark(s) > mark && store_batch_token(s->ps.cur, t))
+		return;
+	answer(s, origin, ticket, 0);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+static void wake_store(struct shard *s)
+{
+	shard_wake_fd(s, store_ring_fd(s->b->store));
+}
+
+void persist_turn_end(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+	struct store *st = s->b->store;
+
+	if (!st)
+		return;
+	while (ps->pending) {
+		struct store_batch *b = ps->pending, *next = b->next;
+		int w;
+		b->next = NULL;
+		w = store_submit(st, s->id, b);
+		if (w < 0) {
+			b->next = next;
+			break;
+		}
+		if (w == 1)
+			wake_store(s);
+		ps->pending = next;
+	}
+	if (ps->cur && ps->cur->ops.len) {
+		struct store_batch *b = ps->cur;
+		int w = ps->pending ? -EAGAIN : store_submit(st, s->id, b);
+		ps->cur = NULL;
+		if (w == 1)
+			wake_store(s);
+		if (w < 0) {
+			struct store_batch **tail = &ps->pending;
+			while (*tail)
+				tail = &(*tail)->next;
+			*tail = b;
+		}
+	}
+}
+
+void persist_drain(struct shard *s)
+{
+	struct store *st = s->b->store;
+	struct store_batch *b;
+
+	if (!st)
+		return;
+	while ((b = store_done(st, s->id))) {
+		for (uint32_t i = 0; i < b->ntok; i++)
+			answer(s, b->tokens[i].origin, b->tokens[i].ticket, b->status);
+		if (!s->ps.cur) {
+			b->ops.len = 0;
+			b->ntok = 0;
+			b->status = 0;
+			b->has_new = false;
+			s->ps.cur = b; /* reused for the next turn */
+		} else {
+			store_batch_free(b);
+		}
+	}
+}
+
+bool persist_idle(struct shard *s)
+{
+	return !s->b->store || (store_done_idle(s->b->store, s->id) && !s->ps.pending);
+}
+
+/* --------------------------------------------------------------- restore */
+
+/* A heap message from a record's view; expiry from the wall clock. */
+static struct msg *restore_msg(struct shard *s, const struct msg *view, uint64_t expiry_wall, uint64_t wall_now)
+{
+	return msg_copy(view, to_mono(s->now_ms, expiry_wall, wall_now));
+}
+
+struct restore_ctx {
+	struct shard *s;
+	struct sess *se;
+	uint64_t wall_now;
+	int err;
+	uint64_t sessions, subs, delivs, skipped;
+	/* flows of the session being restored, by sequence number */
+	struct {
+		uint64_t seq;
+		struct rec_flow f;
+	} *flows;
+	uint32_t nflows, flow_cap;
+};
+
+static uint64_t key_seq(const uint8_t *key, size_t klen)
+{
+	uint64_t v = 0;
+
+	for (size_t i = klen - 8; i < klen; i++)
+		v = v << 8 | key[i];
+	return v;
+}
+
+static int bad_record(struct restore_ctx *rc, unsigned db, int r)
+{
+	if (r == REC_NEWER) {
+		log_error(NULL, "store: a %s record was written by a newer ringmq: refusing to start", rec_db_name(db));
+		rc->err = -EPROTO;
+		return 1;
+	}
+	log_error(NULL, "store: corrupt %s record skipped", rec_db_name(db));
+	atomic_fetch_add(&store_stats(rc->s->b->store)->corrupt, 1);
+	rc->skipped++;
+	return 0;
+}
+
+static int restore_sub(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct restore_ctx *rc = ctx;
+	struct rec_sub sub;
+	int r = rec_get_sub(val, vlen, &sub);
+
+	(void)key;
+	(void)klen;
+	if (r != REC_OK)
+		return bad_record(rc, REC_DB_SUB, r);
+	r = subscribe_restore(rc->s, rc->se, sub.filter.ptr, (uint16_t)sub.filter.len, sub.options, sub.sub_id);
+	if (r < 0)
+		log_error(rc->se->client_id, "store: subscription '%.*s' not restored: %s", (int)sub.filter.len,
+			  (const char *)sub.filter.ptr, strerror(-r));
+	else
+		rc->subs++;
+	return 0;
+}
+
+static int restore_flow(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct restore_ctx *rc = ctx;
+	struct rec_flow f;
+	int r = rec_get_flow(val, vlen, &f);
+
+	if (r != REC_OK || klen < 8)
+		return bad_record(rc, REC_DB_FLOW, r == REC_OK ? REC_CORRUPT : r);
+	if (rc->nflows == rc->flow_cap) {
+		uint32_t cap = rc->flow_cap ? rc->flow_cap * 2 : 16;
+		void *n = realloc(rc->flows, cap * sizeof(*rc->flows));
+		if (!n) {
+			rc->err = -ENOMEM;
+			return 1;
+		}
+		rc->flows = n;
+		rc->flow_cap = cap;
+	}
+	rc->flows[rc->nflows].seq = key_seq(key, klen);
+	rc->flows[rc->nflows].f = f;
+	rc->nflows++;
+	return 0;
+}
+
+static int restore_deliv(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct restore_ctx *rc = ctx;
+	struct msg view;
+	struct rec_deliv rd = {.m = &view};
+	struct deliv d = {0};
+	int r = rec_get_deliv(val, vlen, &rd);
+
+	if (r != REC_OK || klen < 8)
+		return bad_record(rc, REC_DB_DELIV, r == REC_OK ? REC_CORRUPT : r);
+	d.seq = key_seq(key, klen);
+	if (d.seq > rc->se->next_seq)
+		rc->se->next_seq = d.seq;
+	d.state = rd.state;
+	d.pid = rd.pid;
+	for (uint32_t i = 0; i < rc->nflows; i++) {
+		if (rc->flows[i].seq == d.seq) {
+			d.state = rc->flows[i].f.state;
+			d.pid = rc->flows[i].f.pid;
+			d.flowed = true;
+		}
+	}
+	d.qos = rd.qos;
+	d.retain = rd.retain;
+	d.share_id = rd.share_id;
+	d.m = restore_msg(rc->s, rd.m, rd.expiry_wall_ms, rc->wall_now);
+	if (!d.m) {
+		rc->err = -ENOMEM;
+		return 1;
+	}
+	if (rd.nsubids && (d.subids = malloc(rd.nsubids * sizeof(*d.subids)))) {
+		memcpy(d.subids, rd.subids, rd.nsubids * sizeof(*d.subids));
+		d.nsubids = rd.nsubids;
+	}
+	if (d.state == DELIV_QUEUED && msg_expired(d.m, rc->s->now_ms)) {
+		persist_deliv_del(rc->s, rc->se, &d); /* expired while the broker was down */
+		d.m = msg_unref(d.m);
+		free(d.subids);
+		return 0;
+	}
+	if (sess_restore_deliv(rc->s, rc->se, &d) < 0) {
+		rc->err = -ENOMEM;
+		return 1;
+	}
+	rc->delivs++;
+	return 0;
+}
+
+static int restore_q2in(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct restore_ctx *rc = ctx;
+	int r = rec_get_q2in(val, vlen);
+	uint16_t pid;
+
+	if (r != REC_OK || klen < 2)
+		return bad_record(rc, REC_DB_Q2IN, r == REC_OK ? REC_CORRUPT : r);
+	pid = (uint16_t)(key[klen - 2] << 8 | key[klen - 1]);
+	if (sess_qos2_mark(rc->se, pid) < 0) {
+		rc->err = -ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+static int restore_sess(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct restore_ctx *rc = ctx;
+	struct shard *s = rc->s;
+	struct store *st = s->b->store;
+	struct msg will;
+	struct rec_sess rs = {.will = &will};
+	struct sess *se;
+	uint64_t off_wall, gone_ms;
+	int r = rec_get_sess(val, vlen, &rs);
+
+	if (r != REC_OK)
+		return bad_record(rc, REC_DB_SESS, r);
+	if (shard_home(s->b, rs.client_id.ptr, rs.client_id.len) != s->id)
+		return 0;
+	se = sess_new(s, rs.client_id.ptr, rs.client_id.len, rs.version);
+	if (!se || (rs.has_username && !(se->username = strndup((const char *)rs.username.ptr, rs.username.len)))) {
+		rc->err = -ENOMEM;
+		return 1;
+	}
+	se->stored = true;
+	se->expiry_s = rs.expiry_s;
+	/* Offline since it went away, or since the last commit before a crash. */
+	off_wall = rs.offline_wall_ms ? rs.offline_wall_ms : store_last_clock(st);
+	gone_ms = off_wall && off_wall < rc->wall_now ? rc->wall_now - off_wall : 0;
+	se->offline_since_ms = s->now_ms > gone_ms ? s->now_ms - gone_ms : 0;
+	if (rs.has_will) {
+		se->will = restore_msg(s, rs.will, rs.will_expiry_wall_ms, rc->wall_now);
+		se->will_delay_s = rs.will_delay_s;
+		/* Its connection is gone: the will goes after its delay from then. */
+		se->will_at_ms = se->offline_since_ms + (uint64_t)rs.will_delay_s * 1000u;
+		if (!se->will_at_ms)
+			se->will_at_ms = 1;
+	}
+	rc->se = se;
+	rc->nflows = 0;
+	r = store_scan(st, REC_DB_SUB, key, klen, restore_sub, rc);
+	if (r == 0 && !rc->err)
+		r = store_scan(st, REC_DB_FLOW, key, klen, restore_flow, rc);
+	if (r == 0 && !rc->err)
+		r = store_scan(st, REC_DB_DELIV, key, klen, restore_deliv, rc);
+	if (r == 0 && !rc->err)
+		r = store_scan(st, REC_DB_Q2IN, key, klen, restore_q2in, rc);
+	if (r < 0 && !rc->err)
+		rc->err = -EIO;
+	if (!rs.offline_wall_ms)
+		persist_sess_put(s, se); /* record when it went away */
+	rc->sessions++;
+	return rc->err ? 1 : 0;
+}
+
+int persist_shard_init(struct shard *s)
+{
+	struct restore_ctx rc = {.s = s, .wall_now = store_wall_ms()};
+	int r;
+
+	s->ps.next_ticket = 0;
+	if (!s->b->store)
+		return 0;
+	s->now_ms = shard_now_ms();
+	r = store_scan(s->b->store, REC_DB_SESS, NULL, 0, restore_sess, &rc);
+	free(rc.flows);
+	if (rc.err)
+		return rc.err;
+	if (r < 0) {
+		log_error(NULL, "store: cannot read sessions: %s", strerror(-r));
+		return -EIO;
+	}
+	if (rc.sessions)
+		log_info(NULL, "store: restored %llu sessions, %llu subscriptions, %llu queued or in-flight messages%s",
+			 (unsigned long long)rc.sessions, (unsigned long long)rc.subs, (unsigned long long)rc.delivs,
+			 rc.skipped ? " (corrupt records skipped: see above)" : "");
+	return 0;
+}
+
+void persist_shard_fini(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+
+	persist_turn_end(s); /* the last changes go to the store, which commits them when it stops */
+	while (ps->pending) {
+		struct store_batch *b = ps->pending;
+		ps->pending = b->next;
+		log_error(NULL, "store: ring full at shutdown: %zu bytes of changes not committed", b->ops.len);
+		store_batch_free(b);
+	}
+	store_batch_free(ps->cur);
+	ps->cur = NULL;
+	free(ps->acks);
+	ps->acks = NULL;
+	ps->ack_len = ps->ack_cap = 0;
+}
+
+struct retain_ctx {
+	struct broker *b;
+	uint64_t now_ms, wall_now, count, skipped;
+	int err;
+};
+
+static int restore_retained(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct retain_ctx *rc = ctx;
+	struct msg view, *m;
+	uint64_t expiry;
+	int r = rec_get_retain(val, vlen, &view, &expiry);
+
+	(void)key;
+	(void)klen;
+	if (r == REC_NEWER) {
+		log_error(NULL, "store: a retained record was written by a newer ringmq: refusing to start");
+		rc->err = -EPROTO;
+		return 1;
+	}
+	if (r != REC_OK) {
+		log_error(NULL, "store: corrupt retained record skipped");
+		atomic_fetch_add(&store_stats(rc->b->store)->corrupt, 1);
+		rc->skipped++;
+		return 0;
+	}
+	if (expiry && expiry <= rc->wall_now)
+		return 0; /* expired while the broker was down; dropped from the store by the next set */
+	m = msg_copy(&view, to_mono(rc->now_ms, expiry, rc->wall_now));
+	if (!m || retain_set(rc->b->retain, m) < 0) {
+		msg_unref(m);
+		rc->err = -ENOMEM;
+		return 1;
+	}
+	msg_unref(m);
+	rc->count++;
+	return 0;
+}
+
+int persist_restore_retained(struct broker *b)
+{
+	struct retain_ctx rc = {.b = b, .wall_now = store_wall_ms()};
+	int r;
+
+	if (!b->store)
+		return 0;
+	rc.now_ms = shard_now_ms();
+	r = store_scan(b->store, REC_DB_RETAIN, NULL, 0, restore_retained, &rc);
+	if (rc.err)
+		return rc.err;
+	if (r < 0)
+		return -EIO;
+	if (rc.count)
+		log_info(NULL, "store: restored %llu retained messages", (unsigned long long)rc.count);
+	return 0;
+}
