@@ -139,6 +139,7 @@ struct scenario {
 	int progress; /* -1: when stderr is a terminal */
 	bool expect_exact; /* QoS 0 loss or duplicates fail the run too */
 	bool busy_poll; /* workers never sleep: no wake-up latency on the client side */
+	bool persistent_subs; /* subscribers keep their sessions (clean session 0 / v5 session expiry) */
 };
 
 /** scenario_defaults() - the values a run has before any scenario or option. */

@@ -29,6 +29,8 @@
 /* Receive Maximum a subscriber announces (MQTT 5): as many unacked QoS 1/2
  * deliveries as the protocol allows, so the broker's own window decides. */
 #define SUB_RECEIVE_MAX 65535u
+/* Session expiry of persistent_subscribers (v5): outlives the run, not the day. */
+#define PERSISTENT_SESSION_EXPIRY_S 3600u
 
 int buf_reserve(struct buf *b, uint32_t n)
 {
@@ -167,12 +169,16 @@ int proto_connect(struct conn *c)
 		n = snprintf(id, sizeof(id), "rb%llu-%c%u", (unsigned long long)c->w->run->run_tag,
 			     roles[c->role], c->id);
 	pkt.connect.version = conn_version(c);
-	pkt.connect.clean = true;
+	pkt.connect.clean = !(c->role == ROLE_SUB && c->w->run->cfg.persistent_subs && pkt.connect.version != MQTT_V5);
 	pkt.connect.keepalive = c->w->run->cfg.keepalive_s;
 	pkt.connect.client_id = (struct mqtt_str){(const uint8_t *)id, (uint32_t)n};
 	if (pkt.connect.version == MQTT_V5 && c->role == ROLE_SUB) {
 		pkt.connect.props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
 		pkt.connect.props.receive_max = SUB_RECEIVE_MAX;
+		if (c->w->run->cfg.persistent_subs) {
+			pkt.connect.props.present |= MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+			pkt.connect.props.session_expiry = PERSISTENT_SESSION_EXPIRY_S;
+		}
 	}
 	return put(c, &pkt);
 }

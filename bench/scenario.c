@@ -92,6 +92,9 @@ static const struct key keys[] = {
 	{"json", K_BOOL, F(json), 0, "JSON lines on stdout (table on stderr)"},
 	{"progress", K_PROGRESS, F(progress), 0, "live line on stderr: on, off, auto (auto: a tty)"},
 	{"expect_exact", K_BOOL, F(expect_exact), 0, "QoS 0 loss or duplicates fail the run too"},
+	{"persistent_subscribers", K_BOOL, F(persistent_subs), 0,
+	 "subscribers have sessions that outlive the connection, so a broker with persistence stores "
+	 "their QoS 1/2 messages (false)"},
 	{"busy_poll", K_BOOL, F(busy_poll), 0,
 	 "workers spin, never sleep; starves ksoftirqd on that CPU, so not for latency runs"},
 };

@@ -52,12 +52,15 @@ struct persist_ack {
 	uint8_t type; /* MQTT_PUBACK, MQTT_PUBREC or MQTT_PUBCOMP */
 	uint8_t reason; /* the reason code when it succeeds */
 	int8_t status; /* 0, or the first failure (-ENOSPC / -EIO) */
+	uint64_t since_ms; /* when it began waiting (STORE_ACK_TIMEOUT_MS) */
 	bool qos2; /* a QoS 2 PUBLISH: on failure its packet id is released */
 };
 
 struct persist_shard {
 	struct store_batch *cur; /* this turn's changes */
 	struct store_batch *pending; /* batches the store's ring had no room for, oldest first */
+	uint32_t at_store; /* batches handed to the store and not back yet */
+	uint32_t batch_no; /* number of the current batch (deliveries remember it: persist.c) */
 	struct persist_ack *acks; /* FIFO ring by ticket */
 	uint32_t ack_head, ack_len, ack_cap;
 	uint64_t next_ticket;
@@ -134,6 +137,8 @@ void persist_ack_in(struct shard *s, uint64_t ticket, int status);
 void persist_turn_end(struct shard *s);
 /** persist_drain() - batches the store handed back: answer their parts. */
 void persist_drain(struct shard *s);
+/** persist_sweep() - fail acknowledgements that waited past STORE_ACK_TIMEOUT_MS. */
+void persist_sweep(struct shard *s);
 /** persist_idle() - nothing from the store waits (checked before sleeping). */
 bool persist_idle(struct shard *s);
 

@@ -171,6 +171,7 @@ enum rec_op_type {
 	REC_OP_PUT = 1,
 	REC_OP_DEL = 2,
 	REC_OP_DEL_SESSION = 3,
+	REC_OP_NOP = 4, /* an op taken back before the batch left (skipped) */
 };
 
 #define REC_OP_HEADER 8u

@@ -46,6 +46,7 @@ struct deliv {
 	uint32_t share_id; /* shared group it came through, 0 = none */
 	uint32_t *subids; /* owned, nsubids entries */
 	uint64_t seq; /* its record in the store (persist.h); 0 = not recorded */
+	uint32_t op_at, op_batch; /* where its put waits in the shard's unsent batch (persist.c) */
 };
 
 enum deliv_state {

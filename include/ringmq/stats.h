@@ -62,6 +62,10 @@ struct stats_snapshot {
 	uint64_t retained; /* retained messages */
 	uint64_t heap_current, heap_max; /* bytes */
 	bool started, draining, stopping;
+	bool store; /* persistence on: the store_* figures below are valid */
+	bool store_failing; /* the latest commit failed */
+	uint64_t store_commits, store_ops, store_bytes, store_errors, store_refused, store_corrupt;
+	uint64_t store_commit_us_last, store_commit_us_max, store_map_size, store_map_used;
 	unsigned nshards;
 	struct stats_shard total; /* the sum of shard[] */
 	struct stats_shard shard[];

@@ -45,6 +45,7 @@ struct store_batch {
 	unsigned shard;
 	int status; /* after the commit: 0, -ENOSPC (new data refused: store full) or -EIO */
 	bool has_new; /* holds puts of new messages (refused first when full) */
+	bool answer_only; /* from the writer: the tokens of a batch it keeps for retrying */
 	struct rec_buf ops;
 	struct store_token *tokens;
 	uint32_t ntok, tok_cap;

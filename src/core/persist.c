@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ringmq/conn.h"
+#include "ringmq/limits.h"
 #include "ringmq/log.h"
 #include "ringmq/msg.h"
 #include "ringmq/proto.h"
@@ -221,6 +222,8 @@ void persist_deliv_put(struct shard *s, struct sess *se, struct deliv *d)
 	if (!(ops = op_begin(s, REC_OP_PUT, REC_DB_DELIV, &at)))
 		return;
 	d->seq = ++se->next_seq;
+	d->op_at = (uint32_t)at;
+	d->op_batch = s->ps.batch_no;
 	rd.state = d->state;
 	rd.pid = d->state ? d->pid : 0;
 	rd.qos = d->qos;
@@ -265,6 +268,14 @@ void persist_deliv_del(struct shard *s, struct sess *se, const struct deliv *d)
 
 	if (!s->b->store || !d->seq || !se->stored)
 		return;
+	if (d->op_batch == s->ps.batch_no && s->ps.cur && !d->flowed && d->op_at < s->ps.cur->ops.len &&
+	    s->ps.cur->ops.p[d->op_at] == REC_OP_PUT) {
+		/* Delivered and acknowledged before its record left: the record is
+		 * taken back and nothing reaches the disk.  (An acknowledgement
+		 * waiting for this batch still waits for its commit.) */
+		s->ps.cur->ops.p[d->op_at] = REC_OP_NOP;
+		return;
+	}
 	for (int db = REC_DB_DELIV; db <= (d->flowed ? REC_DB_FLOW : REC_DB_DELIV); db++) {
 		if (!(ops = op_begin(s, REC_OP_DEL, (uint8_t)db, &at)))
 			return;
@@ -436,7 +447,7 @@ static void ack_add(struct shard *s, struct conn *c, uint64_t ticket, uint8_t ty
 		return;
 	}
 	*a = (struct persist_ack){.ticket = ticket, .slot = c->slot, .gen = c->gen, .pid = pid, .parts = parts,
-				  .type = type, .reason = reason, .qos2 = qos2};
+				  .type = type, .reason = reason, .qos2 = qos2, .since_ms = s->now_ms};
 }
 
 void persist_ack_close(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason, bool qos2)
@@ -506,14 +517,38 @@ static void part(struct shard *s, uint32_t origin, uint64_t ticket, size_t mark)
 	answer(s, origin, ticket, 0);
 }
 
+void persist_sweep(struct shard *s)
+{
+	struct persist_shard *ps = &s->ps;
+	bool logged = false;
+
+	while (ps->ack_len && ack_at(ps, 0)->parts && s->now_ms - ack_at(ps, 0)->since_ms >= STORE_ACK_TIMEOUT_MS) {
+		struct persist_ack *a = ack_at(ps, 0);
+		if (!logged)
+			log_error(NULL, "store: acknowledgements waited %u ms for commits: given up as failed",
+				  STORE_ACK_TIMEOUT_MS);
+		logged = true;
+		a->parts = 0;
+		a->status = -EIO;
+		release(s); /* later answers for it are stale and ignored */
+	}
+}
+
 /* ------------------------------------------------------------- the loop */
+
+static void submit(struct shard *s, bool force);
+
+void persist_turn_end(struct shard *s)
+{
+	submit(s, false);
+}
 
 static void wake_store(struct shard *s)
 {
 	shard_wake_fd(s, store_ring_fd(s->b->store));
 }
 
-void persist_turn_end(struct shard *s)
+static void submit(struct shard *s, bool force)
 {
 	struct persist_shard *ps = &s->ps;
 	struct store *st = s->b->store;
@@ -533,10 +568,14 @@ void persist_turn_end(struct shard *s)
 			wake_store(s);
 		ps->pending = next;
 	}
-	if (ps->cur && ps->cur->ops.len) {
+	/* One batch at the store at a time: while it commits, the next one
+	 * grows, and a delivery acknowledged meanwhile never reaches the disk. */
+	if (ps->cur && ps->cur->ops.len && (ps->at_store == 0 || force || persist_failing(s))) {
 		struct store_batch *b = ps->cur;
 		int w = ps->pending ? -EAGAIN : store_submit(st, s->id, b);
 		ps->cur = NULL;
+		ps->batch_no++;
+		ps->at_store++;
 		if (w == 1)
 			wake_store(s);
 		if (w < 0) {
@@ -556,6 +595,8 @@ void persist_drain(struct shard *s)
 	if (!st)
 		return;
 	while ((b = store_done(st, s->id))) {
+		if (!b->answer_only)
+			s->ps.at_store--; /* a failed commit answers early and keeps the batch (store.c) */
 		for (uint32_t i = 0; i < b->ntok; i++)
 			answer(s, b->tokens[i].origin, b->tokens[i].ticket, b->status);
 		if (!s->ps.cur) {
@@ -563,6 +604,7 @@ void persist_drain(struct shard *s)
 			b->ntok = 0;
 			b->status = 0;
 			b->has_new = false;
+			b->answer_only = false;
 			s->ps.cur = b; /* reused for the next turn */
 		} else {
 			store_batch_free(b);
@@ -805,7 +847,7 @@ void persist_shard_fini(struct shard *s)
 {
 	struct persist_shard *ps = &s->ps;
 
-	persist_turn_end(s); /* the last changes go to the store, which commits them when it stops */
+	submit(s, true); /* the last changes go to the store, which commits them when it stops */
 	while (ps->pending) {
 		struct store_batch *b = ps->pending;
 		ps->pending = b->next;

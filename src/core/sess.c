@@ -238,6 +238,8 @@ void sess_publish_will(struct shard *s, struct sess *se)
 	log_info(se->client_id, "publishing will on '%.*s'", (int)w->topic.len, (const char *)w->topic.ptr);
 	if (w->retain && retain_set(s->b->retain, w) < 0) /* [MQTT-3.1.2-17] */
 		log_error(se->client_id, "out of memory: will not retained");
+	else if (w->retain)
+		persist_retain(s, w);
 	publish_route(s, w);
 	msg_unref(w);
 }

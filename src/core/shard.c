@@ -41,6 +41,7 @@
 #include "ringmq/stats.h"
 #include "ringmq/sys.h"
 #include "ringmq/tls.h"
+#include "ringmq/ws.h"
 #include "ringmq/trie.h"
 
 #define LOOP_TICK_MS 100
@@ -285,8 +286,15 @@ static void accept_done(struct shard *s, unsigned l, struct io_uring_cqe *cqe)
 	}
 	net_accepted(fd);
 	net_peer_name(fd, c->peer, sizeof(c->peer));
+	if (cfg->listeners[l].proxy_protocol && conn_proxy_expect(s, c) < 0)
+		return; /* refused and closed: not a trusted proxy */
 	if (s->b->tls[l] && !(c->tls = tls_conn_new(s->b->tls[l]))) {
 		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory for TLS");
+		return;
+	}
+	if (cfg->listeners[l].protocol == LISTENER_WEBSOCKETS &&
+	    !(c->ws = ws_conn_new(cfg->listeners[l].ws_frame_max))) {
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory for WebSocket");
 		return;
 	}
 	conn_arm_recv(s, c);
@@ -445,6 +453,7 @@ static void shard_turn(struct shard *s, bool *ret_more)
 		s->next_sweep_ms = s->now_ms + SWEEP_MS;
 		conn_sweep(s);
 		sess_sweep(s);
+		persist_sweep(s);
 	}
 	if (s->id == 0 && s->b->cfg->sys_interval_s && s->now_ms >= s->next_sys_ms) {
 		s->next_sys_ms = s->now_ms + s->b->cfg->sys_interval_s * 1000ull;
@@ -631,6 +640,7 @@ struct broker *broker_free(struct broker *b)
 				} else if (it.op == SHARD_OP_HANDOFF) {
 					close(((struct handoff *)it.ptr)->fd);
 					tls_conn_free(((struct handoff *)it.ptr)->tls);
+					ws_conn_free(((struct handoff *)it.ptr)->ws);
 					free(it.ptr);
 				}
 			}

@@ -151,9 +151,41 @@ static void render_broker(const struct stats_snapshot *s, const char *version, s
 	gauge(out, "ringmq_heap_max_bytes", "The most heap bytes seen allocated at a sample.", s->heap_max);
 }
 
+static void counter(struct prom_buf *out, const char *name, const char *help, uint64_t v)
+{
+	prom_family(out, name, "counter", help);
+	prom_u64(out, name, NULL, v);
+}
+
+static void render_store(const struct stats_snapshot *s, struct prom_buf *out)
+{
+	if (!s->store)
+		return;
+	counter(out, "ringmq_store_commits_total", "Store commits (each one transaction, one sync).", s->store_commits);
+	counter(out, "ringmq_store_ops_total", "Changes applied by store commits (puts and deletes).", s->store_ops);
+	counter(out, "ringmq_store_bytes_total", "Bytes of changes applied by store commits.", s->store_bytes);
+	counter(out, "ringmq_store_errors_total", "Store commits that failed (and were retried).", s->store_errors);
+	counter(out, "ringmq_store_refused_total",
+		"Store commits that left out new messages because persistence_max_size was reached.",
+		s->store_refused);
+	gauge(out, "ringmq_store_corrupt_records", "Corrupt records skipped when the store was loaded.",
+	      s->store_corrupt);
+	gauge(out, "ringmq_store_failing", "1 while store commits fail (QoS 1/2 publishes are refused).",
+	      s->store_failing);
+	prom_family(out, "ringmq_store_commit_seconds", "gauge", "Duration of the latest store commit.");
+	prom_double(out, "ringmq_store_commit_seconds", NULL, (double)s->store_commit_us_last / 1e6);
+	prom_family(out, "ringmq_store_commit_max_seconds", "gauge", "The longest store commit since the start.");
+	prom_double(out, "ringmq_store_commit_max_seconds", NULL, (double)s->store_commit_us_max / 1e6);
+	gauge(out, "ringmq_store_map_bytes", "The store's LMDB map size now (grows up to persistence_max_size).",
+	      s->store_map_size);
+	gauge(out, "ringmq_store_used_bytes", "Bytes of the map in use (pages up to the highest written).",
+	      s->store_map_used);
+}
+
 void metrics_render(const struct stats_snapshot *s, const char *version, struct prom_buf *out)
 {
 	render_broker(s, version, out);
+	render_store(s, out);
 	render_shard_families(s, out);
 	render_drops(s, out);
 	render_turn_age(s, out);

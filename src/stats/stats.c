@@ -10,6 +10,7 @@
  * kept with a compare-and-swap loop that gives up as soon as the stored
  * maximum is already as high.
  */
+#include "ringmq/store.h"
 #include "ringmq/stats.h"
 
 #include <math.h>
@@ -210,6 +211,21 @@ struct stats_snapshot *stats_snapshot_take(struct broker *b)
 	s->started = atomic_load(&b->started) == b->nshards && atomic_load(&b->start_error) == 0;
 	s->draining = atomic_load_explicit(&b->draining, memory_order_relaxed);
 	s->stopping = atomic_load_explicit(&b->stop, memory_order_relaxed);
+	if (b->store) {
+		struct store_stats *st = store_stats(b->store);
+		s->store = true;
+		s->store_failing = atomic_load_explicit(&st->failing, memory_order_relaxed);
+		s->store_commits = load(&st->commits);
+		s->store_ops = load(&st->ops);
+		s->store_bytes = load(&st->bytes);
+		s->store_errors = load(&st->errors);
+		s->store_refused = load(&st->refused);
+		s->store_corrupt = load(&st->corrupt);
+		s->store_commit_us_last = load(&st->commit_us_last);
+		s->store_commit_us_max = load(&st->commit_us_max);
+		s->store_map_size = load(&st->map_size);
+		s->store_map_used = load(&st->map_used);
+	}
 	return s;
 }
 
@@ -260,6 +276,8 @@ const char *stats_not_ready(const struct stats_snapshot *s)
 		return "starting";
 	if (s->draining)
 		return "draining";
+	if (s->store_failing)
+		return "store: commits failing";
 	return NULL;
 }
 

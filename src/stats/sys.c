@@ -113,6 +113,13 @@ static void publish_counts(struct shard *s, const struct stats_snapshot *snap)
 	put_u64(s, "$SYS/broker/retained messages/count", snap->retained);
 	put_u64(s, "$SYS/broker/heap/current", snap->heap_current);
 	put_u64(s, "$SYS/broker/heap/maximum", snap->heap_max);
+	if (snap->store) {
+		/* ringmq's own: the durable store (docs/persistence.md) */
+		put_u64(s, "$SYS/broker/store/commits", snap->store_commits);
+		put_u64(s, "$SYS/broker/store/map/bytes", snap->store_map_size);
+		put_u64(s, "$SYS/broker/store/map/used", snap->store_map_used);
+		put_u64(s, "$SYS/broker/store/failing", snap->store_failing);
+	}
 }
 
 static const char *const load_names[SYS_LOADS] = {

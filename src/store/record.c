@@ -530,7 +530,7 @@ int rec_op_next(const uint8_t *p, size_t n, size_t *off, struct rec_op *ret)
 	ret->klen = (uint16_t)(p[o + 2] | p[o + 3] << 8);
 	vlen = (uint32_t)p[o + 4] | (uint32_t)p[o + 5] << 8 | (uint32_t)p[o + 6] << 16 | (uint32_t)p[o + 7] << 24;
 	o += REC_OP_HEADER;
-	if (ret->type < REC_OP_PUT || ret->type > REC_OP_DEL_SESSION || ret->db >= REC_DB_COUNT || ret->klen == 0 ||
+	if (ret->type < REC_OP_PUT || ret->type > REC_OP_NOP || ret->db >= REC_DB_COUNT || ret->klen == 0 ||
 	    ret->klen > RECORD_KEY_MAX || n - o < ret->klen || n - o - ret->klen < vlen)
 		return REC_CORRUPT;
 	ret->key = p + o;

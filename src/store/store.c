@@ -572,7 +572,11 @@ static int commit(struct store *st, struct store_batch *list)
 
 static void wake(struct store *st, unsigned shard)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
+	struct io_uring_sqe *sqe;
+
+	if (atomic_load(&st->stop))
+		return; /* the shards have stopped: their rings are gone */
+	sqe = io_uring_get_sqe(&st->ring);
 	if (!sqe) {
 		(void)io_uring_submit(&st->ring);
 		sqe = io_uring_get_sqe(&st->ring);
@@ -687,6 +691,7 @@ static bool round_once(struct store *st)
 				struct store_batch *ans = store_batch_new(b->shard);
 				if (ans) {
 					ans->status = -EIO;
+					ans->answer_only = true;
 					ans->tokens = b->tokens;
 					ans->ntok = b->ntok;
 					ans->tok_cap = b->tok_cap;
@@ -706,11 +711,10 @@ static bool round_once(struct store *st)
 	for (struct store_batch *b = list, *n; b; b = n) {
 		n = b->next;
 		b->next = NULL;
-		if (b->status == -EIO) {
-			store_batch_free(b); /* its acknowledgements were answered when it failed */
-			continue;
-		}
-		b->status = r == -ENOSPC && b->has_new ? -ENOSPC : 0;
+		if (b->status == -EIO)
+			b->status = 0; /* its acknowledgements were answered (failed) when it failed; none left */
+		else
+			b->status = r == -ENOSPC && b->has_new ? -ENOSPC : 0;
 		give_back(st, b->shard, b);
 	}
 	return true;
