@@ -30,6 +30,7 @@
 
 struct scram;
 struct tls_conn;
+struct ws_conn;
 struct shard;
 struct sess;
 
@@ -78,6 +79,7 @@ struct conn {
 	bool publish_will; /* on close: publish the session's will */
 	bool final_packet; /* the closing DISCONNECT may pass max_output_bytes */
 	bool refusal_logged; /* refused PUBLISHes: only the first is logged */
+	bool proxy_pending; /* the listener's PROXY header is still to come (before TLS and MQTT) */
 	uint16_t ops; /* SQEs in flight */
 	struct conn *next_closing;
 	struct conn *next_dirty;
@@ -100,6 +102,7 @@ struct conn {
 	const char *client_id; /* borrowed from sess, NULL before CONNECT */
 	struct scram *scram; /* CONN_AUTH: the exchange in progress (owned) */
 	struct tls_conn *tls; /* TLS listener: the session (owned; moves with a hand-off) */
+	struct ws_conn *ws; /* WebSocket listener: its state (owned; moves with a hand-off) */
 	char *auth_user; /* user name SCRAM authenticated, until the session takes it */
 	bool scram_login; /* logged in with SCRAM: AUTH 0x19 may re-authenticate */
 	uint32_t connect_len; /* CONN_AUTH: bytes of the CONNECT kept at in.data */
@@ -123,6 +126,13 @@ void conn_alias_commit(struct conn *c, const struct mqtt_str *topic, uint16_t al
 
 /** conn_new() - a connection for socket @fd on shard @s; NULL when out of memory or slots. */
 struct conn *conn_new(struct shard *s, int fd, unsigned listener);
+/**
+ * conn_proxy_expect() - @c arrived on a proxy_protocol listener: a peer
+ * outside proxy_protocol_trusted is refused and @c closed (-EACCES);
+ * otherwise the PROXY header is read before anything else, and its client
+ * address replaces c->peer.  Call before the first conn_arm_recv().
+ */
+int conn_proxy_expect(struct shard *s, struct conn *c);
 /** conn_lookup() - the conn for a completion's user_data, NULL if stale. */
 struct conn *conn_lookup(struct shard *s, uint64_t ud);
 /** conn_arm_recv() - (re)arm receiving: plain recv before CONNECT, multishot after. */
@@ -165,7 +175,62 @@ void conn_sweep(struct shard *s);
  */
 void conn_after_connect(struct shard *s, struct conn *c);
 
+/**
+ * conn_input() - bytes from the client, for a shard without io_uring
+ * (shard_engine_begin(): the stateful fuzz target and tests drive the
+ * protocol engine directly).  Returns false once the connection stopped
+ * reading.
+ */
+bool conn_input(struct shard *s, struct conn *c, uint8_t *p, uint32_t n);
+
 /** conn_frames() - cut and handle every whole frame in @buf; returns bytes consumed or < 0 if closed. */
 int conn_frames(struct shard *s, struct conn *c, const uint8_t *buf, uint32_t len);
+
+/**
+ * conn_out_raw() - like conn_out(), but outside any WebSocket frame: for
+ * the transport's own bytes (HTTP responses, control frames).  Mark them
+ * with conn_out_commit(s, c, 0) after adding them to out[0].len, so they
+ * are sent without counting as MQTT packets.
+ */
+uint8_t *conn_out_raw(struct shard *s, struct conn *c, uint32_t n);
+
+/* ------------------------------------------- WebSocket listeners (conn_ws.c)
+ * A WebSocket connection (c->ws set) unwraps what it receives before the
+ * MQTT frame cutter sees it, and sends its MQTT output as binary frames:
+ * conn_out() appends packets to an open frame, whose header is written
+ * when the output is handed to the socket or to TLS (conn_ws_seal()). */
+
+/* Bytes of one plain recv on a WebSocket listener before CONNACK. */
+#define CONN_WS_RX_BYTES 4096u
+
+/** conn_ws_rx() - where a plain recv before CONNACK writes (CONN_WS_RX_BYTES); NULL on ENOMEM. */
+uint8_t *conn_ws_rx(struct conn *c);
+
+/**
+ * conn_ws_unwrap() - @p[0..@n) came from the client (after TLS): read the
+ * opening handshake and answer it, or unwrap frames (answering pings).
+ * Returns how many MQTT bytes are now at @p[0..).  A close frame or a bad
+ * frame stops reading; conn_ws_after() then acts on it, once the MQTT
+ * bytes before it were handled.
+ */
+uint32_t conn_ws_unwrap(struct shard *s, struct conn *c, uint8_t *p, uint32_t n);
+/** conn_ws_after() - echo a client's close frame, or refuse a bad frame, and close. */
+void conn_ws_after(struct shard *s, struct conn *c);
+
+/**
+ * conn_ws_detach() - take @c's WebSocket state for a CONNECT hand-off (c->ws
+ * becomes NULL), with the output @c has not sent yet (the 101 answer, pongs),
+ * which the state carries; NULL when @c has none.
+ */
+struct ws_conn *conn_ws_detach(struct conn *c);
+/** conn_ws_attach() - give @w (may be NULL) to the hand-off's new conn @c and queue the output it carries. */
+void conn_ws_attach(struct shard *s, struct conn *c, struct ws_conn *w);
+
+/** conn_ws_frame_begin() - open a binary frame for MQTT output; false if frames cannot be sent (yet or any more). */
+bool conn_ws_frame_begin(struct shard *s, struct conn *c);
+/** conn_ws_seal() - write the header of the open binary frame (a no-op if none is open). */
+void conn_ws_seal(struct conn *c);
+/** conn_ws_close() - queue our close frame with @code, once, after the output queued so far. */
+void conn_ws_close(struct shard *s, struct conn *c, uint16_t code);
 
 #endif

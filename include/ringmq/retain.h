@@ -42,6 +42,9 @@ int retain_set(struct retain *r, struct msg *m);
  */
 void retain_match(struct retain *r, const uint8_t *f, size_t len, retain_fn fn, void *ctx);
 
+/** retain_clear() - delete every retained message (tests and the stateful fuzz target). */
+void retain_clear(struct retain *r);
+
 /** retain_count() - retained messages stored now. */
 uint64_t retain_count(struct retain *r);
 

@@ -42,6 +42,7 @@ struct auth_db;
 struct backoff;
 struct tls_ctx;
 struct tls_conn;
+struct ws_conn;
 struct acl;
 struct store;
 
@@ -63,6 +64,7 @@ enum shard_op {
 struct handoff {
 	int fd;
 	struct tls_conn *tls; /* TLS session, moving with the socket; NULL for plain */
+	struct ws_conn *ws; /* WebSocket state, moving with the socket; NULL for MQTT listeners */
 	unsigned listener;
 	uint64_t accepted_ms;
 	uint32_t len;
@@ -181,6 +183,7 @@ struct shard {
 	uint64_t id_counter;
 	bool stopping;
 	bool draining;
+	bool engine; /* no io_uring, no sockets: the protocol engine alone (shard_engine_begin) */
 	bool memory_limit_logged; /* one line when the global limit starts dropping */
 	struct persist_shard ps; /* the store's side (persist.h) */
 	struct shard_stats stats;
@@ -231,6 +234,18 @@ int broker_start(struct broker *b);
 void broker_stop(struct broker *b);
 /** broker_free() - free after broker_stop(); NULL-safe; returns NULL. */
 struct broker *broker_free(struct broker *b);
+
+/**
+ * shard_engine_begin() - make shard 0 of @b (one shard, not started) the
+ * calling thread's shard without io_uring, sockets or a loop: connections
+ * made with conn_new(s, -1, 0) get their bytes through conn_input(), their
+ * output is taken whole by conn_flush_all(), and the caller runs
+ * conn_reap(), sess_sweep() and conn_sweep() itself.  For the stateful
+ * fuzz target and tests.  Returns the shard, NULL on ENOMEM.
+ */
+struct shard *shard_engine_begin(struct broker *b);
+/** shard_engine_end() - close every connection and free the shard's state (before broker_free). */
+void shard_engine_end(struct shard *s);
 
 /** shard_self() - the calling thread's shard, NULL outside shards. */
 struct shard *shard_self(void);

@@ -21,6 +21,7 @@
 #include "ringmq/conn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,9 +31,11 @@
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
 #include "ringmq/proto.h"
+#include "ringmq/proxy.h"
 #include "ringmq/sess.h"
 #include "ringmq/shard.h"
 #include "ringmq/tls.h"
+#include "ringmq/ws.h"
 
 #define OUT_BYTES_INITIAL 256u /* grows by doubling; most idle clients only ever get a CONNACK */
 #define OUT_BYTES_KEEP 65536u /* larger idle output buffers are freed */
@@ -124,6 +127,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	free(c->out[1].data);
 	scram_free(c->scram);
 	tls_conn_free(c->tls);
+	ws_conn_free(c->ws);
 	free(c->auth_user);
 	s->conns[c->slot] = NULL;
 	s->free_slots[s->free_count++] = c->slot;
@@ -176,12 +180,34 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 {
 	struct io_uring_sqe *sqe;
 
+	if (s->engine)
+		return; /* bytes come through conn_input() */
+
 	if (c->recv_armed || c->state > CONN_ACTIVE)
 		return;
 	/* Before CONNACK the buffer never outgrows connect_packet_size_max (plus
 	 * the read slack): the frame cutter refuses anything bigger anyway. */
 	if (c->state < CONN_ACTIVE && in_reserve(c, c->in.len + IN_BYTES_INITIAL / 2,
 						 s->b->cfg->connect_packet_size_max + IN_BYTES_INITIAL) < 0) {
+		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+		return;
+	}
+	if (c->proxy_pending) {
+		/* The PROXY header comes before TLS and MQTT: plain bytes into
+		 * c->in, never more than a header may be (proxy_recv_done) */
+		RMQ_ASSERT(c->in.len < PROXY_HEADER_BYTES_MAX);
+		if (in_reserve(c, PROXY_HEADER_BYTES_MAX, 0) < 0) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+			return;
+		}
+		sqe = sqe_get(s);
+		io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, PROXY_HEADER_BYTES_MAX - c->in.len, 0);
+		io_uring_sqe_set_data64(sqe, UD_PACK(OP_RECV_FIRST, c->gen, c->slot));
+		c->recv_armed = true;
+		c->ops++;
+		return;
+	}
+	if (c->ws && !c->tls && c->state < CONN_ACTIVE && !conn_ws_rx(c)) {
 		conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
 		return;
 	}
@@ -202,7 +228,10 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 	}
 	sqe = sqe_get(s);
 	if (c->state < CONN_ACTIVE) {
-		io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+		if (c->ws) /* raw bytes for the glue, which unwraps them into c->in */
+			io_uring_prep_recv(sqe, c->fd, c->ws->rx, CONN_WS_RX_BYTES, 0);
+		else
+			io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 		io_uring_sqe_set_data64(sqe, UD_PACK(OP_RECV_FIRST, c->gen, c->slot));
 	} else {
 		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -215,13 +244,20 @@ void conn_arm_recv(struct shard *s, struct conn *c)
 }
 
 static bool first_frames(struct shard *s, struct conn *c);
+static bool stream_in(struct shard *s, struct conn *c, uint8_t *p, uint32_t n);
 
 /* Before CONNECT is accepted: wait for a whole frame - the CONNECT, or in
- * CONN_AUTH the next AUTH after it - then hand it to connect.c / login.c. */
+ * CONN_AUTH the next AUTH after it - then hand it to connect.c / login.c.
+ * A WebSocket connection's bytes are in c->ws->rx, still to be unwrapped. */
 static void recv_first_done(struct shard *s, struct conn *c, int res)
 {
-	c->in.len += (uint32_t)res;
 	stat_add(&s->stats.bytes_in, (uint64_t)res);
+	if (c->ws) {
+		if (stream_in(s, c, c->ws->rx, (uint32_t)res))
+			conn_arm_recv(s, c);
+		return;
+	}
+	c->in.len += (uint32_t)res;
 	if (first_frames(s, c))
 		conn_arm_recv(s, c);
 }
@@ -268,6 +304,8 @@ void conn_after_connect(struct shard *s, struct conn *c)
 			return;
 		c->in.off += (uint32_t)r;
 	}
+	if (c->ws)
+		conn_ws_after(s, c); /* a close frame read behind the CONNECT (perhaps on another shard) */
 	memmove(c->in.data, c->in.data + c->in.off, c->in.len - c->in.off);
 	c->in.len -= c->in.off;
 	c->in.off = 0;
@@ -304,6 +342,40 @@ static void recv_data(struct shard *s, struct conn *c, const uint8_t *data, uint
 	c->in.len -= (uint32_t)r;
 }
 
+bool conn_input(struct shard *s, struct conn *c, uint8_t *p, uint32_t n)
+{
+	RMQ_ASSERT(s->engine && !c->tls);
+	if (c->state >= CONN_FLUSHING)
+		return false;
+	c->last_rx_ms = s->now_ms;
+	stat_add(&s->stats.bytes_in, c->state < CONN_ACTIVE ? n : 0); /* recv_data() counts the rest */
+	return stream_in(s, c, p, n);
+}
+
+/* Bytes from the transport (after TLS): a WebSocket connection's frames are
+ * unwrapped in place first; then the MQTT bytes go to first_frames() before
+ * CONNACK and to recv_data() after.  Returns false when the connection
+ * stopped reading (closing or handed off). */
+static bool stream_in(struct shard *s, struct conn *c, uint8_t *p, uint32_t n)
+{
+	if (c->ws)
+		n = conn_ws_unwrap(s, c, p, n);
+	if (n > 0 && c->state < CONN_ACTIVE) {
+		if (in_reserve(c, c->in.len + n, 0) < 0) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+			return false;
+		}
+		memcpy(c->in.data + c->in.len, p, n);
+		c->in.len += n;
+		(void)first_frames(s, c); /* false: closing, handed off or active, as the state tells */
+	} else if (n > 0 && c->state == CONN_ACTIVE) {
+		recv_data(s, c, p, n);
+	}
+	if (c->ws && c->state < CONN_FLUSHING)
+		conn_ws_after(s, c);
+	return c->state < CONN_FLUSHING;
+}
+
 /* TLS: decrypt what arrived and hand the plaintext to the same paths as a
  * plain connection.  Handshake records the decryption produced are queued
  * for sending. */
@@ -324,20 +396,8 @@ static void tls_plaintext(struct shard *s, struct conn *c)
 			conn_close(s, c, MQTT_RC_UNSPECIFIED, false, why);
 			return;
 		}
-		if (c->state < CONN_ACTIVE) {
-			if (in_reserve(c, c->in.len + (uint32_t)n, 0) < 0) {
-				conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
-				return;
-			}
-			memcpy(c->in.data + c->in.len, plain, (size_t)n);
-			c->in.len += (uint32_t)n;
-			if (!first_frames(s, c) && c->state < CONN_ACTIVE)
-				return; /* closing or handed off */
-		} else {
-			recv_data(s, c, plain, (uint32_t)n);
-		}
-		if (c->state >= CONN_FLUSHING)
-			return;
+		if (!stream_in(s, c, plain, (uint32_t)n))
+			return; /* closing or handed off */
 	}
 	conn_arm_recv(s, c);
 }
@@ -375,11 +435,99 @@ static void tls_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *
 	tls_plaintext(s, c);
 }
 
+/* ------------------------------------------------------------ PROXY header */
+
+int conn_proxy_expect(struct shard *s, struct conn *c)
+{
+	const struct config_listener *l = &s->b->cfg->listeners[c->listener];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (l->proxy_trusted_count &&
+	    (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	     !proxy_trusted(l->proxy_trusted, l->proxy_trusted_count, (struct sockaddr *)&ss))) {
+		log_info(NULL, "connection from %s refused: not in proxy_protocol_trusted", c->peer);
+		conn_close(s, c, MQTT_RC_NOT_AUTHORIZED, false, "not in proxy_protocol_trusted");
+		return -EACCES;
+	}
+	c->proxy_pending = true;
+	return 0;
+}
+
+/* The PROXY header: once whole, c->peer becomes the client it names and
+ * the bytes after it go on to the next layer (TLS, or the CONNECT path) as
+ * if they had just been received.  Bounded by PROXY_HEADER_BYTES_MAX and,
+ * like a CONNECT, by connect_timeout. */
+static void proxy_recv_done(struct shard *s, struct conn *c, int res)
+{
+	const struct config_listener *l = &s->b->cfg->listeners[c->listener];
+	char peer[sizeof(c->peer)], why_buf[160];
+	struct proxy_header h;
+	const char *why = "";
+	uint32_t rest;
+	int r;
+
+	c->recv_armed = false;
+	op_done(s, c);
+	if (c->state >= CONN_FLUSHING)
+		return;
+	if (res <= 0) {
+		conn_close(s, c, MQTT_RC_UNSPECIFIED, false,
+			   res == 0 ? "connection closed before its PROXY header" : strerror(-res));
+		return;
+	}
+	c->in.len += (uint32_t)res;
+	r = proxy_parse(c->in.data, c->in.len, l->proxy_protocol, &h, &why);
+	if (r == 0) {
+		stat_add(&s->stats.bytes_in, (uint64_t)res);
+		conn_arm_recv(s, c);
+		return;
+	}
+	if (r < 0) {
+		log_info(NULL, "connection from %s refused: PROXY protocol: %s", c->peer, why);
+		snprintf(why_buf, sizeof(why_buf), "PROXY protocol: %s", why);
+		conn_close(s, c, MQTT_RC_PROTOCOL_ERROR, false, why_buf);
+		return;
+	}
+	if (proxy_format(&h, peer, sizeof(peer)) == 0) {
+		log_debug(NULL, "connection from %s: PROXY v%u header, client %s", c->peer, h.version, peer);
+		memcpy(c->peer, peer, sizeof(peer));
+	} else {
+		log_debug(NULL, "connection from %s: PROXY v%u header without a client address", c->peer, h.version);
+	}
+	c->proxy_pending = false;
+	rest = c->in.len - (uint32_t)r;
+	stat_add(&s->stats.bytes_in, (uint64_t)res - rest); /* the rest is counted where it goes */
+	memmove(c->in.data, c->in.data + r, rest);
+	c->in.len = 0;
+	if (c->ws && !c->tls) { /* the rest starts the HTTP upgrade: where recv_first_done() looks */
+		if (!conn_ws_rx(c)) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "out of memory");
+			return;
+		}
+		memcpy(c->ws->rx, c->in.data, rest);
+	}
+	if (c->tls) {
+		if (tls_feed(c->tls, c->in.data, rest) < 0) {
+			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "TLS input over its bound");
+			return;
+		}
+		stat_add(&s->stats.bytes_in, rest);
+		tls_plaintext(s, c);
+		return;
+	}
+	recv_first_done(s, c, (int)rest);
+}
+
 void conn_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 {
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	int res = cqe->res;
 
+	if (c->proxy_pending) {
+		proxy_recv_done(s, c, res); /* a plain single-shot recv (conn_arm_recv) */
+		return;
+	}
 	if (c->tls) {
 		tls_recv_done(s, c, cqe);
 		return;
@@ -392,7 +540,7 @@ void conn_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		if (res > 0 && c->state == CONN_ACTIVE)
-			recv_data(s, c, net_bufring_ptr(&s->bufs, bid), (uint32_t)res);
+			(void)stream_in(s, c, net_bufring_ptr(&s->bufs, bid), (uint32_t)res);
 		net_bufring_put(&s->bufs, bid);
 	} else if (res > 0 && c->state < CONN_ACTIVE) {
 		c->last_rx_ms = s->now_ms;
@@ -417,8 +565,16 @@ void conn_recv_done(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 static void send_submit(struct shard *s, struct conn *c)
 {
 	struct conn_buf *o = &c->out[1];
-	struct io_uring_sqe *sqe = sqe_get(s);
+	struct io_uring_sqe *sqe;
 
+	if (s->engine) {
+		/* No socket: the output is taken whole, as by a client that reads at once. */
+		c->send_busy = true;
+		c->ops++;
+		conn_send_done(s, c, (int)(o->len - o->off));
+		return;
+	}
+	sqe = sqe_get(s);
 	io_uring_prep_send(sqe, c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, UD_PACK(OP_SEND, c->gen, c->slot));
 	c->send_busy = true;
@@ -440,12 +596,12 @@ static void tls_send(struct shard *s, struct conn *c)
 	uint32_t cap;
 
 	if (c->out[0].len > 0) {
-		if (tls_write(t, c->out[0].data, c->out[0].len, why) < 0) {
-			c->out[0].len = 0;
+		if (tls_write(t, c->out[0].data + c->out[0].off, c->out[0].len - c->out[0].off, why) < 0) {
+			c->out[0].len = c->out[0].off = 0;
 			conn_close(s, c, MQTT_RC_UNSPECIFIED, false, why);
 			return;
 		}
-		c->out[0].len = 0;
+		c->out[0].len = c->out[0].off = 0;
 	}
 	if (t->out.len == t->out.off)
 		return;
@@ -460,6 +616,11 @@ static void out_swap_and_send(struct shard *s, struct conn *c)
 {
 	struct conn_buf t = c->out[1];
 
+	if (c->ws) {
+		conn_ws_seal(c); /* out[0].off may now skip unused header room */
+		if (!out_pending(c))
+			return; /* only an empty frame was open */
+	}
 	if (c->tls) {
 		tls_send(s, c);
 		return;
@@ -529,6 +690,13 @@ void conn_flush_all(struct shard *s)
 }
 
 uint8_t *conn_out(struct shard *s, struct conn *c, uint32_t n)
+{
+	if (c->ws && !conn_ws_frame_begin(s, c))
+		return NULL; /* MQTT bytes travel in binary frames only */
+	return conn_out_raw(s, c, n);
+}
+
+uint8_t *conn_out_raw(struct shard *s, struct conn *c, uint32_t n)
 {
 	struct conn_buf *o = &c->out[0];
 	uint64_t pending = (uint64_t)o->len + c->out[1].len - c->out[1].off;
@@ -628,6 +796,8 @@ void conn_close_after_flush(struct shard *s, struct conn *c)
 		se->conn = NULL;
 		sess_detach(s, se, c->publish_will);
 	}
+	if (c->ws)
+		conn_ws_close(s, c, WS_CLOSE_NORMAL); /* after any last packet; the client answers or not */
 	if (!out_pending(c) && !c->send_busy) {
 		finish_close(s, c);
 		return;
@@ -651,6 +821,8 @@ static void trim_idle(struct conn *c)
 		free(c->in.data);
 		c->in = (struct conn_buf){0};
 	}
+	if (c->ws)
+		ws_conn_trim(c->ws); /* the handshake and pre-CONNACK buffers */
 }
 
 void conn_sweep(struct shard *s)

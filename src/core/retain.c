@@ -124,6 +124,20 @@ int retain_set(struct retain *r, struct msg *m)
 	return 0;
 }
 
+void retain_clear(struct retain *r)
+{
+	struct cds_lfht_iter it;
+	struct rnode *rn;
+
+	cds_lfht_for_each_entry(r->ht, &it, rn, node)
+	{
+		if (cds_lfht_del(r->ht, &rn->node) == 0) {
+			atomic_fetch_sub(&r->count, 1);
+			call_rcu(&rn->rcu, rnode_free_rcu);
+		}
+	}
+}
+
 void retain_match(struct retain *r, const uint8_t *f, size_t len, retain_fn fn, void *ctx)
 {
 	struct cds_lfht_iter it;

@@ -522,6 +522,49 @@ static void *shard_main(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------------ engine (no ring) */
+
+struct shard *shard_engine_begin(struct broker *b)
+{
+	struct shard *s = &b->shards[0];
+
+	RMQ_ASSERT(b->nshards == 1 && !b->store);
+	rcu_register_thread();
+	self = s;
+	s->engine = true;
+	s->now_ms = shard_now_ms();
+	s->trie = trie_new();
+	s->sessions = sess_table_new();
+	s->shares = share_local_new();
+	if (!s->trie || !s->sessions || !s->shares) {
+		shard_engine_end(s);
+		return NULL;
+	}
+	atomic_store(&b->started, 1);
+	return s;
+}
+
+void shard_engine_end(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->conn_cap; i++)
+		if (s->conns[i] && s->conns[i]->state <= CONN_ACTIVE)
+			conn_close(s, s->conns[i], MQTT_RC_SERVER_SHUTTING_DOWN, false, "engine stops");
+	conn_flush_all(s);
+	conn_reap(s);
+	s->sessions = sess_table_free(s, s->sessions);
+	s->shares = share_local_free(s->shares);
+	s->trie = trie_free(s->trie);
+	free(s->conns);
+	free(s->free_slots);
+	free(s->enc.buf);
+	s->conns = NULL;
+	s->free_slots = NULL;
+	s->conn_cap = s->free_count = 0;
+	persist_shard_fini(s);
+	self = NULL;
+	rcu_unregister_thread();
+}
+
 /* ----------------------------------------------------------------- broker */
 
 struct broker *broker_new(struct config *cfg)
