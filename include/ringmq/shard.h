@@ -117,6 +117,7 @@ struct shard_stats {
 	_Atomic uint64_t backlog; /* gauge: items in the outbound backlogs */
 	_Atomic uint64_t wait_ns; /* time asleep waiting for completions */
 	_Atomic uint64_t turns; /* loop turns */
+	_Atomic uint64_t cq_overflow; /* times the completion queue was found overflowed (the kernel kept the rest) */
 	_Atomic uint64_t last_turn_ms; /* CLOCK_MONOTONIC of the latest loop turn (health) */
 	uint64_t wait_start_ns; /* the shard's own: when its current wait began */
 };
@@ -260,6 +261,13 @@ uint64_t shard_now_ms(void);
  * caller drops and counts; the item was not taken).
  */
 int shard_send(struct shard *s, unsigned to, const struct spsc_item *it);
+
+/**
+ * shard_cq_check() - count it when the kernel reports that completions
+ * overflowed this shard's completion queue (IORING_SQ_CQ_OVERFLOW: kept
+ * in the kernel, delivered when the queue has room again).
+ */
+void shard_cq_check(struct shard *s);
 
 /** shard_wake_fd() - wake the io_uring behind @fd (MSG_RING, submitted with this turn). */
 void shard_wake_fd(struct shard *s, int fd);

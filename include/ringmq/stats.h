@@ -49,6 +49,7 @@ struct stats_shard {
 	uint64_t backlog; /* gauge: items this shard holds back for full rings */
 	uint64_t wait_ns; /* time the loop slept */
 	uint64_t turns; /* loop turns */
+	uint64_t cq_overflow; /* completion-queue overflows seen */
 	uint64_t last_turn_ms; /* CLOCK_MONOTONIC of the latest turn (sum: the oldest) */
 };
 

@@ -49,6 +49,7 @@ static struct io_uring_sqe *sqe_get(struct shard *s)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
 	if (!sqe) {
 		(void)io_uring_submit(&s->ring); /* SQ full: push what is queued, then retry */
+		shard_cq_check(s); /* completions pile up while a turn submits this much */
 		sqe = io_uring_get_sqe(&s->ring);
 	}
 	RMQ_ASSERT(sqe != NULL);

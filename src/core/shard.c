@@ -89,6 +89,12 @@ static struct spsc *ring_to(struct shard *s, unsigned to)
 	return r;
 }
 
+void shard_cq_check(struct shard *s)
+{
+	if (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+		stat_add(&s->stats.cq_overflow, 1);
+}
+
 void shard_wake_fd(struct shard *s, int fd)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
@@ -437,6 +443,7 @@ static void shard_turn(struct shard *s, bool *ret_more)
 
 	s->now_ms = shard_now_ms();
 	stats_turn(s); /* the heartbeat /healthz reads */
+	shard_cq_check(s);
 	io_uring_for_each_cqe(&s->ring, head, cqe)
 	{
 		cqe_handle(s, cqe);

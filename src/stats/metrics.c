@@ -59,6 +59,9 @@ static const struct shard_family shard_families[] = {
 	{"ringmq_shard_wait_seconds_total", "counter", "Time the shard's loop slept waiting for work.",
 	 AT(wait_ns), 1 / NS_PER_S},
 	{"ringmq_shard_loop_turns_total", "counter", "Turns of the shard's loop.", AT(turns), 0},
+	{"ringmq_uring_cq_overflow_total", "counter",
+	 "Times the shard found its io_uring completion queue overflowed (the kernel kept the completions).",
+	 AT(cq_overflow), 0},
 };
 
 static void shard_label(char *buf, unsigned shard)

@@ -135,6 +135,7 @@ static void read_shard(const struct broker *b, struct shard *s, struct stats_sha
 	o->backlog = load(&st->backlog);
 	o->wait_ns = load(&st->wait_ns);
 	o->turns = load(&st->turns);
+	o->cq_overflow = load(&st->cq_overflow);
 	o->last_turn_ms = load(&st->last_turn_ms);
 }
 
@@ -170,6 +171,7 @@ void stats_snapshot_sum(struct stats_snapshot *s)
 		t->backlog += x->backlog;
 		t->wait_ns += x->wait_ns;
 		t->turns += x->turns;
+		t->cq_overflow += x->cq_overflow;
 		if (x->last_turn_ms < t->last_turn_ms)
 			t->last_turn_ms = x->last_turn_ms;
 	}

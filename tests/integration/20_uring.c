@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "harness.h"
+#include "thttp.h"
 #include "tclient.h"
 
 TestSuite(uring, .timeout = 120);
@@ -347,7 +348,9 @@ Test(uring, frames_packed_and_split_across_receive_buffers)
  * write.  Each message is 9,000 sends in one loop turn, more completions
  * than the queue's 8,192 entries; the kernel keeps the overflow (NODROP)
  * and the broker must still see every completion.  Every subscriber gets
- * all five messages in order, and the witness is served. */
+ * all five messages in order, and the witness is served.  With one shard
+ * the broker's own count (ringmq_uring_cq_overflow_total, read from the
+ * kernel's IORING_SQ_CQ_OVERFLOW flag) confirms the queue did overflow. */
 Test(uring, fanout_beyond_the_completion_queue)
 {
 	enum { SUBS = 9000, BATCH = 500, MSGS = 5 };
@@ -359,7 +362,7 @@ Test(uring, fanout_beyond_the_completion_queue)
 	uint8_t burst[MSGS * 16];
 	size_t blen = 0;
 
-	broker_start(&b, NULL);
+	broker_start(&b, harness_is_mosquitto() ? NULL : "http_listener 0 127.0.0.1\n");
 	tc_witness_start(&w, &b, "cqoverflow");
 	for (unsigned base = 0; base < SUBS; base += BATCH) {
 		for (unsigned i = base; i < base + BATCH; i++) {
@@ -398,6 +401,14 @@ Test(uring, fanout_beyond_the_completion_queue)
 			(void)tc_expect_publish(sub[i], "cq/t", want, 0);
 		}
 		tc_close(sub[i]);
+	}
+	if (!harness_is_mosquitto() && harness_shards() == 1) {
+		char *page = NULL;
+
+		cr_assert_eq(thttp_get(thttp_port(&b), "/metrics", &page), 200);
+		cr_assert_gt(thttp_sum(page, "ringmq_uring_cq_overflow_total"), 0,
+			     "9,000 sends in one turn did not overflow the completion queue");
+		free(page);
 	}
 	tc_disconnect(pub);
 	tc_witness_stop(&w);
