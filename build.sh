@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="meson ninja-build gcc pkg-config liburing-dev libjemalloc-dev liburcu-dev libcriterion-dev libwolfssl-dev liblmdb-dev"
-TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev prometheus prometheus-mqtt-exporter"
+TEST_DEPS="mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev prometheus prometheus-mqtt-exporter lmdb-utils chromium"
 
 install_deps() {
 	missing=""
@@ -25,6 +25,14 @@ install_deps() {
 	[ "$(id -u)" -ne 0 ] && SUDO=sudo
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+}
+
+# Node.js and npm for the browser test (tests/browser): Debian's nodejs and
+# npm, unless a node and an npm are already there (a Node.js package that
+# bundles npm conflicts with Debian's npm package).
+node_deps() {
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+	install_deps nodejs npm
 }
 
 configure() { # dir [meson options...]
@@ -47,6 +55,9 @@ run)
 	;;
 test)
 	install_deps $BUILD_DEPS $TEST_DEPS
+	node_deps
+	# MQTT.js and playwright-core for the browser test, as package-lock.json pins them.
+	(cd tests/browser && npm ci --no-audit --no-fund)
 	# The mosquitto package starts a system broker on 1883; tests use
 	# ephemeral ports, so it does not matter whether it runs.
 	configure build

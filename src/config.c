@@ -240,7 +240,8 @@ static const char *const unsupported[] = {
 	"psk_file", "psk_hint", "quic_log_level", "remote_clientid", "remote_password", "remote_username",
 	"restart_timeout", "retry_interval", "round_robin", "set_tcp_nodelay",
 	"socket_domain", "start_type", "store_clean_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1",
-	"tls_keyform", "topic", "try_private", "upgrade_outgoing_qos", "use_username_as_clientid", "user", "username", "websockets_headers_size",
+	"tls_keyform", "topic", "try_private", "upgrade_outgoing_qos", "use_username_as_clientid", "user", "username",
+	"websockets_headers_size",
 	"websockets_log_level",
 };
 
@@ -250,8 +251,11 @@ static const char *const unsupported_prefixes[] = {"auth_opt_", "plugin_opt_"};
 static const struct directive unsupported_directive = {.name = "(mosquitto)", .set = set_unsupported};
 
 /* RINGMQ_* variables that are not directives but belong to other uses and
- * must not be rejected.  None yet; NULL-ended. */
-static const char *const env_reserved[] = {NULL};
+ * must not be rejected; NULL-ended. */
+static const char *const env_reserved[] = {
+	"RINGMQ_STORE_FAULT_FILE", /* the store's testing hook (docs/persistence.md) */
+	NULL,
+};
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -720,7 +724,8 @@ static int set_proxy_trusted(struct config *c, const struct directive *d, struct
 		size_t n = strcspn(s, " \t,");
 		if (n > 0) {
 			if (count == PROXY_TRUSTED_NETS_MAX)
-				return fail(p, "more than %u networks (PROXY_TRUSTED_NETS_MAX)", PROXY_TRUSTED_NETS_MAX);
+				return fail(p, "more than %u networks (PROXY_TRUSTED_NETS_MAX)",
+					    PROXY_TRUSTED_NETS_MAX);
 			memcpy(word, s, n);
 			word[n] = '\0';
 			r = parse_net(p, word, &nets[count++]);
@@ -799,7 +804,8 @@ static int set_websockets(struct config *c, const struct directive *d, struct pa
 			return fail(p, "more than %u origins on one listener (WS_ORIGINS_MAX)", WS_ORIGINS_MAX);
 		memcpy(l->ws_origins[l->ws_origin_count++], v, strlen(v) + 1);
 	} else if (strcmp(d->name, "websockets_trusted_proxy") == 0) {
-		if (strlen(v) >= WS_ADDRESS_BYTES_MAX || (inet_pton(AF_INET, v, a) != 1 && inet_pton(AF_INET6, v, a) != 1))
+		if (strlen(v) >= WS_ADDRESS_BYTES_MAX ||
+		    (inet_pton(AF_INET, v, a) != 1 && inet_pton(AF_INET6, v, a) != 1))
 			return fail(p, "expected an IPv4 or IPv6 address (no host names), got " QUOTED, QUOTE(v));
 		if (l->ws_proxy_count == WS_TRUSTED_PROXIES_MAX)
 			return fail(p, "more than %u proxies on one listener (WS_TRUSTED_PROXIES_MAX)",
@@ -1273,6 +1279,10 @@ static int check_tls(const struct config *c, char *err)
 		listener_where(l, where, sizeof(where));
 		if (!l->certfile[0] != !l->keyfile[0])
 			return errorf(err, "%s: listener: certfile and keyfile go together (TLS needs both)", where);
+		if (!l->certfile[0] && (l->cafile[0] || l->capath[0] || l->crlfile[0] || l->require_certificate ||
+					l->tls_version || l->ciphers[0] || l->ciphers_tls13[0] ||
+					l->use_identity_as_username || l->use_subject_as_username))
+			return errorf(err, "%s: listener: TLS settings without certfile and keyfile", where);
 		if (l->require_certificate && !l->cafile[0] && !l->capath[0])
 			return errorf(err, "%s: listener: require_certificate needs a cafile or capath to check them "
 					   "against", where);
@@ -1286,10 +1296,6 @@ static int check_tls(const struct config *c, char *err)
 		if (l->crlfile[0] && !l->require_certificate)
 			return errorf(err, "%s: listener: crlfile needs require_certificate true (it revokes client "
 					   "certificates)", where);
-		if (!l->certfile[0] && (l->cafile[0] || l->capath[0] || l->crlfile[0] || l->require_certificate ||
-					l->tls_version || l->ciphers[0] || l->ciphers_tls13[0] ||
-					l->use_identity_as_username || l->use_subject_as_username))
-			return errorf(err, "%s: listener: TLS settings without certfile and keyfile", where);
 		if (l->proxy_trusted_count && !l->proxy_protocol)
 			return errorf(err, "%s: listener: proxy_protocol_trusted without proxy_protocol", where);
 	}

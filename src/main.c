@@ -3,11 +3,13 @@
  *
  * The main thread owns the configuration and the broker object.  It opens
  * the listeners (so a bad address fails before any shard runs), starts the
- * shards and then only waits for signals with sigwait(): SIGINT/SIGTERM
+ * shards and then only waits for signals with sigtimedwait(): SIGINT/SIGTERM
  * stop the broker cleanly, SIGUSR1 starts draining (clients are sent to
- * another server), SIGUSR2 toggles debug logging, SIGHUP is
- * acknowledged (there is nothing reloadable yet).  Every thread inherits
- * the blocked signal mask, so no shard is ever interrupted by a signal.
+ * another server), SIGUSR2 toggles debug logging, SIGHUP reloads the
+ * password and ACL files and the TLS certificates.  Every TLS_FILE_CHECK_MS
+ * without a signal it checks whether TLS certificate files changed.  Every
+ * thread inherits the blocked signal mask, so no shard is ever interrupted
+ * by a signal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,12 +139,37 @@ static int start_http(struct broker *b, const struct config *cfg, struct http **
 
 /* SIGHUP: re-read the password and ACL files.  A file that fails to load
  * leaves the current one in place, and the log says why: never fail open. */
+/* TLS listeners' certificate, key, CA and CRL files: every listener on
+ * SIGHUP (@force), else those whose files changed (checked every
+ * TLS_FILE_CHECK_MS).  Connected clients keep their sessions; a failure
+ * keeps the listener's current files (tls.h). */
+static void reload_tls(struct broker *b, bool force)
+{
+	char err[512];
+	int r;
+
+	for (unsigned l = 0; l < b->cfg->listener_count; l++) {
+		const struct config_listener *cl = &b->cfg->listeners[l];
+		if (!b->tls[l])
+			continue;
+		r = tls_ctx_reload(b->tls[l], force, err);
+		if (r > 0)
+			log_info(NULL, "listener %u: TLS certificate reloaded from %s%s", b->ports[l], cl->certfile,
+				 force ? " (SIGHUP)" : " (files changed)");
+		else if (r < 0)
+			log_error(NULL,
+				  "%s:%d: listener %u: TLS files not reloaded, keeping the previous certificate: %s",
+				  cl->file, cl->line, b->ports[l], err);
+	}
+}
+
 static void reload(struct broker *b)
 {
 	struct auth_db *db = NULL, *old_db = NULL;
 	struct acl *acl = NULL, *old_acl = NULL;
 	char err[512];
 
+	reload_tls(b, true);
 	if (!b->cfg->password_file[0] && !b->cfg->acl_file[0]) {
 		log_info(NULL, "SIGHUP: no password_file or acl_file to reload");
 		return;
@@ -203,11 +230,17 @@ static int load_access(struct broker *b, const struct config *cfg)
  * stopping signal. */
 static int signal_loop(struct broker *b, const struct config *cfg, const sigset_t *set)
 {
+	const struct timespec tick = {.tv_sec = TLS_FILE_CHECK_MS / 1000,
+				      .tv_nsec = TLS_FILE_CHECK_MS % 1000 * 1000000L};
 	int sig;
 
 	for (;;) {
-		if (sigwait(set, &sig) != 0)
+		sig = sigtimedwait(set, NULL, &tick);
+		if (sig < 0) {
+			if (errno == EAGAIN)
+				reload_tls(b, false); /* certificate files replaced (a Kubernetes Secret)? */
 			continue;
+		}
 		if (sig == SIGINT || sig == SIGTERM)
 			return sig;
 		if (sig == SIGUSR2) {
@@ -233,6 +266,7 @@ static struct broker *broker_release(struct broker *b)
 	acl_free(b->acl);
 	for (unsigned l = 0; l < CONFIG_LISTENERS_MAX; l++)
 		b->tls[l] = tls_ctx_free(b->tls[l]);
+	tls_thread_done();
 	return broker_free(b);
 }
 

@@ -199,6 +199,19 @@
 #define STORE_COMMIT_INTERVAL_MS_MAX 10000u
 /* Batches in flight from one shard to the store thread (ring slots). */
 #define STORE_RING_SLOTS 256u
+/* An acknowledgement that waits this long for the store (a stalled disk,
+ * or an answer lost between shards) is given up: MQTT 5 gets 0x97, MQTT 3
+ * loses the connection, and later acknowledgements are not held up. */
+#define STORE_ACK_TIMEOUT_MS 30000u
+/* Past persistence_max_size the map may still grow by 1/8 (at least
+ * STORE_MAP_BYTES_MIN), for commits without new messages only: LMDB needs
+ * free pages even to delete, and a full store must be able to empty. */
+#define STORE_DELETE_RESERVE_FRACTION 8u
+/* When stopping, a commit that keeps failing is tried this many times more
+ * (STORE_RETRY_MS apart); then the broker stops and says what was lost. */
+#define STORE_STOP_TRIES 5u
+/* While commits keep failing, one log line per this period (with a count). */
+#define STORE_FAIL_LOG_MS 10000u
 /* After a failed commit the writer retries at this pace; meanwhile QoS 1/2
  * publishes that need the store are refused. */
 #define STORE_RETRY_MS 200u

@@ -163,10 +163,13 @@ int rec_check(unsigned db, const uint8_t *p, size_t n);
 uint32_t rec_crc32c(uint32_t crc, const uint8_t *p, size_t n);
 
 /* ---- the operation stream (shard -> store thread) ----
- * One op: u8 type, u8 db, u16 key length, u32 value length, key, value.
- * REC_OP_DEL_RANGE deletes every key that starts with the key (in the
- * sessions database: the session and all its records in every
- * per-session database). */
+ * One op: u8 type, u8 db, u16 key length (little endian), u32 value
+ * length (little endian), key, value.  REC_OP_DEL_SESSION deletes the
+ * session's record and every key that starts with the op's key (the
+ * client-id part) in every per-session database.  REC_OP_NOP is an op the
+ * shard took back before the batch left (a delivery acknowledged at once):
+ * its bytes stay in the stream and the writer skips it.  Decoders write
+ * their outputs only when they return success. */
 enum rec_op_type {
 	REC_OP_PUT = 1,
 	REC_OP_DEL = 2,
@@ -192,7 +195,8 @@ struct rec_op {
 
 /**
  * rec_op_next() - decode the op at *@off in @p/@n and advance *@off.
- * Returns 1 for an op, 0 at the end, REC_CORRUPT for a malformed stream.
+ * Returns 1 for an op, 0 at the end, REC_CORRUPT for a malformed stream
+ * (also when *@off is past @n).
  */
 int rec_op_next(const uint8_t *p, size_t n, size_t *off, struct rec_op *ret);
 

@@ -7,18 +7,31 @@
  * a shard, and TLS connections use the same loop, limits and close path as
  * plain ones.
  *
+ * Certificates are reloaded without dropping anyone: a tls_ctx holds the
+ * listener's current WOLFSSL_CTX behind an RCU pointer.  A reload builds a
+ * complete new WOLFSSL_CTX from the files, swaps the pointer, waits for a
+ * QSBR grace period and drops the main thread's reference to the old one.
+ * wolfSSL counts the sessions made from a context (wolfSSL_new takes a
+ * reference, wolfSSL_free drops it), so sessions already established keep
+ * theirs until they end, and new handshakes use the new files.  A reload
+ * that fails changes nothing.
+ *
  * Owner:    struct tls_ctx - main (one per TLS listener), created before the
- *           shards start, read-only afterwards (wolfSSL contexts may be
- *           shared by threads creating sessions from them).
+ *           shards start; only main reloads it (tls_ctx_reload).
  *           struct tls_conn - the connection that holds it, on its shard;
  *           it moves with a hand-off to the home shard (one owner at a time).
- * Lifetime: tls_ctx_new() .. tls_ctx_free() after the shards stopped;
+ * Lifetime: tls_ctx_new() .. tls_ctx_free() after the shards stopped; a
+ *           replaced WOLFSSL_CTX lives on until its last session is freed.
  *           tls_conn_new() .. tls_conn_free() with the connection.
- * Shared:   tls_ctx read-only by all shards; tls_conn never.
+ * Shared:   tls_ctx's context pointer: written by main (rcu_xchg_pointer),
+ *           read by the shards (rcu_dereference) inside their QSBR read
+ *           side, i.e. anywhere in a loop turn; the rest is main's only.
+ *           tls_conn never.
  */
 #ifndef RINGMQ_TLS_H
 #define RINGMQ_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,22 +52,62 @@ struct tls_conn {
 	struct tls_buf in; /* ciphertext received, from off */
 	struct tls_buf out; /* ciphertext to send */
 	int handshake_done;
-	char peer_cn[128]; /* client certificate CN, when one was presented */
+	uint8_t identity; /* enum tls_identity of the listener: what tls_conn_identity() returns */
+};
+
+/* Which name of the client certificate is the MQTT username. */
+enum tls_identity {
+	TLS_IDENTITY_NONE = 0,
+	TLS_IDENTITY_CN = 1, /* use_identity_as_username: the subject's CN */
+	TLS_IDENTITY_SUBJECT = 2, /* use_subject_as_username: the whole subject, RFC 2253 */
 };
 
 /** tls_global_init() - once per process before any context. */
 int tls_global_init(void);
 
 /**
+ * tls_thread_done() - a thread that ran handshakes (a shard) or loaded
+ * certificates (main) ends: frees wolfSSL's per-thread ECC fixed-point
+ * cache (FP_ECC builds such as Debian's), which nothing else frees.
+ */
+void tls_thread_done(void);
+
+/**
  * tls_ctx_new() - the context of a TLS listener (@l has certfile/keyfile).
- * Errors name the file and what is wrong in @err (512 bytes).
+ * @l is borrowed for the context's whole life (reloads read it again).
+ * Errors name the directive, the file and what is wrong, with wolfSSL's
+ * reason, in @err (512 bytes).
  */
 int tls_ctx_new(const struct config_listener *l, struct tls_ctx **ret, char *err);
 struct tls_ctx *tls_ctx_free(struct tls_ctx *t);
 
-/** tls_conn_new() - a server session for a new connection; NULL on ENOMEM. */
+/**
+ * tls_ctx_reload() - main thread only, never from a shard (it waits for an
+ * RCU grace period).  Without @force, reloads when the listener's files
+ * (certfile, keyfile, cafile, capath, crlfile: inode, size, times) changed
+ * and then stayed unchanged for one more call, so a file still being
+ * written is not read half-way; with @force (SIGHUP), reloads now.
+ * Returns 1 when a new context is in use, 0 when nothing changed (or a
+ * change is settling), or -EINVAL with why in @err (512 bytes): the
+ * previous context stays in use, and the same files are not tried again
+ * until they change.
+ */
+int tls_ctx_reload(struct tls_ctx *t, bool force, char *err);
+
+/** tls_conn_new() - a server session for a new connection, from the
+ * listener's current context; NULL on ENOMEM.  Shard threads only. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
 struct tls_conn *tls_conn_free(struct tls_conn *t);
+
+/**
+ * tls_conn_identity() - after the handshake, the username the client
+ * certificate gives under the listener's use_identity_as_username /
+ * use_subject_as_username, into @buf (@len bytes, NUL-terminated).
+ * Returns 0; -ENOENT when the listener uses neither, or there is no
+ * certificate or no CN; -ENAMETOOLONG when it does not fit in @len or is
+ * over TLS_IDENTITY_BYTES_MAX.
+ */
+int tls_conn_identity(struct tls_conn *t, char *buf, size_t len);
 
 /**
  * tls_in_room() - at least @min bytes of free space at the end of the

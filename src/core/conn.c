@@ -7,7 +7,10 @@
  * handed to another shard.  After, one multishot recv per connection
  * picks buffers from the shard's provided-buffer ring; whole frames are
  * handled straight from that buffer, and only the tail of a frame split
- * across buffers is copied into the connection's input buffer.
+ * across buffers is copied into the connection's input buffer.  On a
+ * proxy_protocol listener the PROXY header is read first, the same way
+ * (at most PROXY_HEADER_BYTES_MAX), and what follows it goes to TLS, the
+ * WebSocket glue or the CONNECT path as if just received.
  *
  * Output: two buffers.  out[1] is in flight and never touched until its
  * send completes; new packets are appended to out[0].  At the end of each
@@ -509,7 +512,7 @@ static void proxy_recv_done(struct shard *s, struct conn *c, int res)
 		memcpy(c->ws->rx, c->in.data, rest);
 	}
 	if (c->tls) {
-		if (tls_feed(c->tls, c->in.data, rest) < 0) {
+		if (rest && tls_feed(c->tls, c->in.data, rest) < 0) {
 			conn_close(s, c, MQTT_RC_SERVER_BUSY, false, "TLS input over its bound");
 			return;
 		}

@@ -30,6 +30,7 @@
 #include "ringmq/shard.h"
 #include "ringmq/stats.h"
 #include "ringmq/tls.h"
+#include "ringmq/ws.h"
 #include "ringmq/topic.h"
 
 #define GENERATED_ID_BYTES 32
@@ -97,6 +98,7 @@ static int handoff(struct shard *s, struct conn *c, unsigned home)
 	h->fd = c->fd;
 	h->tls = c->tls; /* the session goes with the socket */
 	c->tls = NULL;
+	h->ws = conn_ws_detach(c); /* and so do the WebSocket state and its unsent output */
 	h->listener = c->listener;
 	h->accepted_ms = c->accepted_ms;
 	h->len = c->in.len;
@@ -124,12 +126,14 @@ void connect_adopt(struct shard *s, struct handoff *h)
 	if (!c) {
 		close(h->fd);
 		tls_conn_free(h->tls);
+		ws_conn_free(h->ws);
 		atomic_fetch_sub_explicit(&s->b->conns_total, 1, memory_order_relaxed);
 		free(h);
 		return;
 	}
 	c->accepted_ms = h->accepted_ms;
 	c->tls = h->tls;
+	conn_ws_attach(s, c, h->ws);
 	memcpy(c->peer, h->peer, sizeof(c->peer));
 	c->in.data = malloc(h->len);
 	if (!c->in.data) {
@@ -192,6 +196,43 @@ static int credentials_check(struct shard *s, struct conn *c, const struct mqtt_
 	return 0;
 }
 
+/* use_identity_as_username / use_subject_as_username (mosquitto's
+ * semantics): the verified client certificate names the user, and the
+ * CONNECT's username and password are not used.  Returns 0 with the name
+ * in c->auth_user, or refuses and returns 1. */
+static int certificate_user(struct shard *s, struct conn *c, const struct mqtt_connect *k)
+{
+	char name[TLS_IDENTITY_BYTES_MAX + 1];
+	uint8_t v = k->version;
+	int r;
+
+	if (v == MQTT_V5 && (k->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) {
+		refuse(s, c, v, MQTT_RC_BAD_AUTH_METHOD, 0, "enhanced authentication on a listener whose client "
+							     "certificates name the user");
+		return 1;
+	}
+	r = tls_conn_identity(c->tls, name, sizeof(name));
+	if (r == -ENAMETOOLONG) {
+		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED,
+		       "client certificate name over TLS_IDENTITY_BYTES_MAX");
+		return 1;
+	}
+	if (r < 0) {
+		refuse(s, c, v, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED,
+		       c->tls->identity == TLS_IDENTITY_CN ? "client certificate without a CN"
+							   : "client certificate without a subject");
+		return 1;
+	}
+	free(c->auth_user);
+	c->auth_user = strdup(name);
+	if (!c->auth_user) {
+		refuse(s, c, v, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
+		return 1;
+	}
+	log_info(NULL, "connection from %s: user '%s' from its client certificate", c->peer, name);
+	return 0;
+}
+
 /* Validate what the codec cannot (configuration-dependent rules).  Returns
  * 0 or refuses and returns 1. */
 static int connect_check(struct shard *s, struct conn *c, const struct mqtt_connect *k)
@@ -224,9 +265,15 @@ static int connect_check(struct shard *s, struct conn *c, const struct mqtt_conn
 		conn_close_after_flush(s, c);
 		return 1;
 	}
-	/* With an Authentication Method, login.c authenticates instead. */
-	if (!(v == MQTT_V5 && (k->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) && credentials_check(s, c, k))
+	/* With an Authentication Method, login.c authenticates instead; on a
+	 * use_identity_as_username listener the client certificate does. */
+	if (c->tls && c->tls->identity != TLS_IDENTITY_NONE) {
+		if (certificate_user(s, c, k))
+			return 1;
+	} else if (!(v == MQTT_V5 && (k->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD))) &&
+		   credentials_check(s, c, k)) {
 		return 1;
+	}
 	if (k->will) {
 		if (topic_name_check(k->will_topic.ptr, k->will_topic.len, cfg->max_topic_levels) < 0 ||
 		    k->will_topic.len > cfg->max_topic_length) {

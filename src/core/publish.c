@@ -272,8 +272,9 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	if (p->qos > 0 && persist_gating(s) && persist_failing(s)) {
 		if (first_refusal(c))
 			log_warn(c->client_id, "PUBLISH refused: the store cannot commit (see the store's log lines)");
-		ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
-		if (c->version != MQTT_V5)
+		if (c->version == MQTT_V5)
+			ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
+		else /* MQTT 3 has no failure acknowledgement: the client sends it again later */
 			conn_close(s, c, MQTT_RC_QUOTA_EXCEEDED, false, "the store cannot commit: PUBLISH refused");
 		return;
 	}

@@ -524,6 +524,7 @@ static void *shard_main(void *arg)
 	if (s->ring_fd > 0)
 		(void)io_uring_submit(&s->ring);
 	shard_teardown(s);
+	tls_thread_done(); /* wolfSSL's per-thread ECC cache from this shard's handshakes */
 	rcu_unregister_thread();
 	self = NULL;
 	return NULL;
@@ -658,9 +659,10 @@ int broker_start(struct broker *b)
 	}
 	for (unsigned l = 0; l < b->cfg->listener_count; l++) {
 		const struct config_listener *cl = &b->cfg->listeners[l];
-		log_info(NULL, "listening on %s:%u (%s%s, %u shards)", cl->bind_address[0] ? cl->bind_address : "*",
-			 b->ports[l], cl->protocol == LISTENER_MQTT ? "mqtt" : "websockets",
-			 cl->certfile[0] ? "+tls" : "", b->nshards);
+		log_info(NULL, "listening on %s:%u (%s%s%s, %u shards)", cl->bind_address[0] ? cl->bind_address : "*",
+			 b->ports[l], cl->proxy_protocol ? "proxy+" : "",
+			 cl->protocol == LISTENER_MQTT ? "mqtt" : "websockets", cl->certfile[0] ? "+tls" : "",
+			 b->nshards);
 	}
 	return 0;
 }

@@ -24,9 +24,9 @@ const char *rec_db_name(unsigned db)
 /* ------------------------------------------------------------ CRC-32C */
 
 static uint32_t crc_table[256];
-static _Atomic int crc_ready;
 
-static void crc_init(void)
+/* Filled before main() (and so before any thread), never written again. */
+__attribute__((constructor)) static void crc_init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
@@ -34,13 +34,10 @@ static void crc_init(void)
 			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
 		crc_table[i] = c;
 	}
-	atomic_store_explicit(&crc_ready, 1, memory_order_release);
 }
 
 uint32_t rec_crc32c(uint32_t crc, const uint8_t *p, size_t n)
 {
-	if (!atomic_load_explicit(&crc_ready, memory_order_acquire))
-		crc_init(); /* idempotent: racing threads write the same table */
 	crc = ~crc;
 	for (size_t i = 0; i < n; i++)
 		crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
@@ -120,9 +117,14 @@ static void frame_end(struct rec_buf *b, size_t at)
 
 /* --------------------------------------------------------------- keys */
 
+/* @len is at most 65535 (MQTT strings); callers hold to that. */
 static size_t key_part(uint8_t *dst, const uint8_t *s, size_t len, size_t max)
 {
-	size_t keep = len <= max ? len : max - 8;
+	size_t keep;
+
+	if (len > 65535)
+		len = 65535; /* never from the wire; keeps the length prefix honest */
+	keep = len <= max ? len : max - 8;
 
 	dst[0] = (uint8_t)(len >> 8);
 	dst[1] = (uint8_t)len;
@@ -336,7 +338,10 @@ static void get_msg(struct cur *c, struct msg *m, uint64_t *ret_expiry)
 	m->content_type = get_str(c);
 	m->response_topic = get_str(c);
 	m->correlation_data = get_str(c);
-	if (m->qos > 2 || (f & ~MF_ALL) || m->topic.len == 0 || m->topic.len > 65535 || m->origin.len > 65535)
+	if (m->qos > 2 || (f & ~MF_ALL) || m->topic.len == 0 || m->topic.len > 65535 || m->origin.len > 65535 ||
+	    m->payload_format > 1 || (!(f & MF_PAYLOAD_FORMAT) && m->payload_format) ||
+	    (!(f & MF_CONTENT_TYPE) && m->content_type.len) || (!(f & MF_RESPONSE_TOPIC) && m->response_topic.len) ||
+	    (!(f & MF_CORRELATION) && m->correlation_data.len))
 		c->bad = true;
 	m->retain = f & MF_RETAIN;
 	m->has_payload_format = f & MF_PAYLOAD_FORMAT;
@@ -348,92 +353,129 @@ static void get_msg(struct cur *c, struct msg *m, uint64_t *ret_expiry)
 int rec_get_retain(const uint8_t *p, size_t n, struct msg *ret_m, uint64_t *ret_expiry_wall_ms)
 {
 	struct cur c;
+	struct msg m;
+	uint64_t expiry;
 	int r = frame_open(p, n, REC_KIND_RETAIN, &c);
 
 	if (r != REC_OK)
 		return r;
-	get_msg(&c, ret_m, ret_expiry_wall_ms);
-	return frame_close(&c);
+	get_msg(&c, &m, &expiry);
+	r = frame_close(&c);
+	if (r == REC_OK) {
+		*ret_m = m;
+		*ret_expiry_wall_ms = expiry;
+	}
+	return r;
 }
 
 int rec_get_sess(const uint8_t *p, size_t n, struct rec_sess *ret)
 {
 	struct cur c;
+	struct rec_sess rs = {0};
+	struct msg will;
 	int r = frame_open(p, n, REC_KIND_SESS, &c);
-	struct msg *will = ret->will;
 	uint8_t f;
 
 	if (r != REC_OK)
 		return r;
-	memset(ret, 0, sizeof(*ret));
-	ret->will = will;
-	ret->client_id = get_str(&c);
-	ret->version = (uint8_t)get_le(&c, 1);
-	ret->expiry_s = (uint32_t)get_le(&c, 4);
-	ret->offline_wall_ms = get_le(&c, 8);
+	rs.client_id = get_str(&c);
+	rs.version = (uint8_t)get_le(&c, 1);
+	rs.expiry_s = (uint32_t)get_le(&c, 4);
+	rs.offline_wall_ms = get_le(&c, 8);
 	f = (uint8_t)get_le(&c, 1);
-	if (f & ~3u || ret->client_id.len > 65535 || ret->version < 3 || ret->version > 5)
+	if (f & ~3u || rs.client_id.len > 65535 || rs.version < 3 || rs.version > 5)
 		return REC_CORRUPT;
-	ret->has_username = f & 1;
-	ret->has_will = f & 2;
-	if (ret->has_username)
-		ret->username = get_str(&c);
-	if (ret->has_will) {
-		ret->will_delay_s = (uint32_t)get_le(&c, 4);
-		get_msg(&c, ret->will, &ret->will_expiry_wall_ms);
+	rs.has_username = f & 1;
+	rs.has_will = f & 2;
+	if (rs.has_username)
+		rs.username = get_str(&c);
+	if (rs.has_will) {
+		rs.will_delay_s = (uint32_t)get_le(&c, 4);
+		get_msg(&c, &will, &rs.will_expiry_wall_ms);
 	}
-	return frame_close(&c);
+	r = frame_close(&c);
+	if (r != REC_OK)
+		return r;
+	rs.will = ret->will;
+	if (rs.has_will)
+		*rs.will = will;
+	*ret = rs;
+	return REC_OK;
 }
 
 int rec_get_sub(const uint8_t *p, size_t n, struct rec_sub *ret)
 {
+	struct rec_sub sub;
 	struct cur c;
 	int r = frame_open(p, n, REC_KIND_SUB, &c);
 
 	if (r != REC_OK)
 		return r;
-	ret->options = (uint8_t)get_le(&c, 1);
-	ret->sub_id = (uint32_t)get_le(&c, 4);
-	ret->filter = get_str(&c);
-	if (ret->filter.len == 0 || ret->filter.len > 65535 || (ret->options & 0x03) == 3 || ret->sub_id > 268435455u)
+	sub.options = (uint8_t)get_le(&c, 1);
+	sub.sub_id = (uint32_t)get_le(&c, 4);
+	sub.filter = get_str(&c);
+	/* MQTT 5 section 3.8.3.1: QoS 3, Retain Handling 3 and bits 6-7 are never valid */
+	if (sub.filter.len == 0 || sub.filter.len > 65535 || (sub.options & 0x03) == 3 ||
+	    (sub.options & 0x30) == 0x30 || (sub.options & 0xC0) || sub.sub_id > 268435455u)
 		return REC_CORRUPT;
-	return frame_close(&c);
+	r = frame_close(&c);
+	if (r == REC_OK)
+		*ret = sub;
+	return r;
 }
 
 int rec_get_deliv(const uint8_t *p, size_t n, struct rec_deliv *ret)
 {
+	struct rec_deliv d;
+	struct msg m;
+	uint8_t retain;
 	struct cur c;
 	int r = frame_open(p, n, REC_KIND_DELIV, &c);
 
 	if (r != REC_OK)
 		return r;
-	ret->state = (uint8_t)get_le(&c, 1);
-	ret->pid = (uint16_t)get_le(&c, 2);
-	ret->qos = (uint8_t)get_le(&c, 1);
-	ret->retain = get_le(&c, 1) != 0;
-	ret->share_id = (uint32_t)get_le(&c, 4);
-	ret->nsubids = (uint8_t)get_le(&c, 1);
-	if (ret->nsubids > MQTT_SUBIDS_MAX || ret->state > 3 || ret->qos < 1 || ret->qos > 2 ||
-	    (ret->state != 0 && ret->pid == 0))
+	d.state = (uint8_t)get_le(&c, 1);
+	d.pid = (uint16_t)get_le(&c, 2);
+	d.qos = (uint8_t)get_le(&c, 1);
+	retain = (uint8_t)get_le(&c, 1);
+	d.retain = retain;
+	d.share_id = (uint32_t)get_le(&c, 4);
+	d.nsubids = (uint8_t)get_le(&c, 1);
+	/* States (sess.h): 0 queued (no packet id), 1 QoS 1 sent, 2 and 3 QoS 2 sent / released. */
+	if (d.nsubids > MQTT_SUBIDS_MAX || d.state > 3 || d.qos < 1 || d.qos > 2 || retain > 1 ||
+	    (d.state == 0) != (d.pid == 0) || (d.state == 1 && d.qos != 1) || (d.state >= 2 && d.qos != 2))
 		return REC_CORRUPT;
-	for (unsigned i = 0; i < ret->nsubids; i++)
-		ret->subids[i] = (uint32_t)get_le(&c, 4);
-	get_msg(&c, ret->m, &ret->expiry_wall_ms);
-	return frame_close(&c);
+	for (unsigned i = 0; i < d.nsubids; i++) {
+		d.subids[i] = (uint32_t)get_le(&c, 4);
+		if (d.subids[i] == 0 || d.subids[i] > 268435455u)
+			c.bad = true;
+	}
+	get_msg(&c, &m, &d.expiry_wall_ms);
+	r = frame_close(&c);
+	if (r != REC_OK)
+		return r;
+	d.m = ret->m;
+	*d.m = m;
+	*ret = d;
+	return REC_OK;
 }
 
 int rec_get_flow(const uint8_t *p, size_t n, struct rec_flow *ret)
 {
+	struct rec_flow f;
 	struct cur c;
 	int r = frame_open(p, n, REC_KIND_FLOW, &c);
 
 	if (r != REC_OK)
 		return r;
-	ret->state = (uint8_t)get_le(&c, 1);
-	ret->pid = (uint16_t)get_le(&c, 2);
-	if (ret->state < 1 || ret->state > 3 || ret->pid == 0)
+	f.state = (uint8_t)get_le(&c, 1);
+	f.pid = (uint16_t)get_le(&c, 2);
+	if (f.state < 1 || f.state > 3 || f.pid == 0)
 		return REC_CORRUPT;
-	return frame_close(&c);
+	r = frame_close(&c);
+	if (r == REC_OK)
+		*ret = f;
+	return r;
 }
 
 int rec_get_q2in(const uint8_t *p, size_t n)
@@ -446,13 +488,17 @@ int rec_get_q2in(const uint8_t *p, size_t n)
 
 int rec_get_meta_u64(const uint8_t *p, size_t n, uint64_t *ret)
 {
+	uint64_t v;
 	struct cur c;
 	int r = frame_open(p, n, REC_KIND_META, &c);
 
 	if (r != REC_OK)
 		return r;
-	*ret = get_le(&c, 8);
-	return frame_close(&c);
+	v = get_le(&c, 8);
+	r = frame_close(&c);
+	if (r == REC_OK)
+		*ret = v;
+	return r;
 }
 
 int rec_check(unsigned db, const uint8_t *p, size_t n)
@@ -519,23 +565,23 @@ void rec_op_end(struct rec_buf *b, size_t at)
 int rec_op_next(const uint8_t *p, size_t n, size_t *off, struct rec_op *ret)
 {
 	size_t o = *off;
-	uint32_t vlen;
+	struct rec_op op;
 
 	if (o == n)
 		return 0;
-	if (n - o < REC_OP_HEADER)
+	if (o > n || n - o < REC_OP_HEADER)
 		return REC_CORRUPT;
-	ret->type = p[o];
-	ret->db = p[o + 1];
-	ret->klen = (uint16_t)(p[o + 2] | p[o + 3] << 8);
-	vlen = (uint32_t)p[o + 4] | (uint32_t)p[o + 5] << 8 | (uint32_t)p[o + 6] << 16 | (uint32_t)p[o + 7] << 24;
+	op.type = p[o];
+	op.db = p[o + 1];
+	op.klen = (uint16_t)(p[o + 2] | p[o + 3] << 8);
+	op.vlen = (uint32_t)p[o + 4] | (uint32_t)p[o + 5] << 8 | (uint32_t)p[o + 6] << 16 | (uint32_t)p[o + 7] << 24;
 	o += REC_OP_HEADER;
-	if (ret->type < REC_OP_PUT || ret->type > REC_OP_NOP || ret->db >= REC_DB_COUNT || ret->klen == 0 ||
-	    ret->klen > RECORD_KEY_MAX || n - o < ret->klen || n - o - ret->klen < vlen)
+	if (op.type < REC_OP_PUT || op.type > REC_OP_NOP || op.db >= REC_DB_COUNT || op.klen == 0 ||
+	    op.klen > RECORD_KEY_MAX || n - o < op.klen || n - o - op.klen < op.vlen)
 		return REC_CORRUPT;
-	ret->key = p + o;
-	ret->val = p + o + ret->klen;
-	ret->vlen = vlen;
-	*off = o + ret->klen + vlen;
+	op.key = p + o;
+	op.val = p + o + op.klen;
+	*ret = op;
+	*off = o + op.klen + op.vlen;
 	return 1;
 }

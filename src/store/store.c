@@ -65,6 +65,8 @@ struct store {
 	uint64_t wake_ud;
 	struct store_batch *retry; /* batches of a failed commit, oldest first */
 	const char *fault_file;
+	uint64_t fail_logged_ms; /* when the last "commit failed" line was written; 0 = none since success */
+	uint64_t fails_unlogged;
 	struct store_stats stats;
 };
 
@@ -439,7 +441,7 @@ static int apply(struct store *st, MDB_txn *txn, struct store_batch *b, bool ski
 
 	while (r == 0 && (n = rec_op_next(b->ops.p, b->ops.len, &off, &op)) == 1) {
 		MDB_val k = {op.klen, (void *)op.key}, v = {op.vlen, (void *)op.val};
-		(*ret_ops)++;
+		*ret_ops += op.type != REC_OP_NOP;
 		switch (op.type) {
 		case REC_OP_PUT:
 			if (skip_new && (op.db == REC_DB_DELIV || op.db == REC_DB_RETAIN))
@@ -469,16 +471,25 @@ static int apply(struct store *st, MDB_txn *txn, struct store_batch *b, bool ski
 	return r;
 }
 
-/* Grow the map (no transaction may be open).  false at the maximum. */
-static bool grow(struct store *st)
+/* The room past persistence_max_size kept for commits without new
+ * messages: LMDB copies pages on write, so even a delete needs free pages,
+ * and a store full of messages must still be able to let them go. */
+static uint64_t reserve_max(const struct store *st)
+{
+	uint64_t r = st->o.map_max / STORE_DELETE_RESERVE_FRACTION;
+	return st->o.map_max + (r > STORE_MAP_BYTES_MIN ? r : STORE_MAP_BYTES_MIN);
+}
+
+/* Grow the map (no transaction may be open) up to @max.  false at @max. */
+static bool grow(struct store *st, uint64_t max)
 {
 	uint64_t size = st->map_size * 2;
 	int r;
 
-	if (st->map_size >= st->o.map_max)
+	if (st->map_size >= max)
 		return false;
-	if (size > st->o.map_max)
-		size = st->o.map_max;
+	if (size > max)
+		size = max;
 	r = mdb_env_set_mapsize(st->env, size);
 	if (r != 0) {
 		log_error(NULL, "store: cannot grow the map to %llu bytes: %s", (unsigned long long)size,
@@ -542,11 +553,13 @@ static int commit(struct store *st, struct store_batch *list)
 	for (;;) {
 		r = txn_run(st, list, skip_new);
 		if (r == MDB_MAP_FULL && !skip_new) {
-			if (grow(st))
+			if (grow(st, st->o.map_max))
 				continue;
 			skip_new = true; /* at the maximum: keep everything but new messages */
 			continue;
 		}
+		if (r == MDB_MAP_FULL && grow(st, reserve_max(st)))
+			continue; /* deletions and session changes may use the reserve */
 		break;
 	}
 	dt = mono_us() - t0;
@@ -554,11 +567,21 @@ static int commit(struct store *st, struct store_batch *list)
 	if (dt > atomic_load(&st->stats.commit_us_max))
 		atomic_store(&st->stats.commit_us_max, dt);
 	if (r != 0) {
+		uint64_t now_ms = mono_us() / 1000;
 		atomic_fetch_add(&st->stats.errors, 1);
-		log_error(NULL, "store: commit failed: %s%s", mdb_strerror(r),
-			  r == MDB_MAP_FULL ? " (persistence_max_size reached and nothing can be freed)" : "");
+		st->fails_unlogged++;
+		if (!st->fail_logged_ms || now_ms - st->fail_logged_ms >= STORE_FAIL_LOG_MS) {
+			/* Retries come every STORE_RETRY_MS: one line per STORE_FAIL_LOG_MS says it all. */
+			log_error(NULL, "store: commit failed: %s%s (%llu failures since the last such line)",
+				  mdb_strerror(r),
+				  r == MDB_MAP_FULL ? " (persistence_max_size reached and nothing can be freed)" : "",
+				  (unsigned long long)st->fails_unlogged);
+			st->fail_logged_ms = now_ms;
+			st->fails_unlogged = 0;
+		}
 		return -EIO;
 	}
+	st->fail_logged_ms = 0;
 	atomic_fetch_add(&st->stats.commits, 1);
 	used_update(st);
 	if (skip_new) {
@@ -724,6 +747,7 @@ static void *writer_main(void *arg)
 {
 	struct store *st = arg;
 	uint64_t last = 0;
+	unsigned stop_tries = 0;
 
 	log_set_shard(-1);
 	for (;;) {
@@ -734,7 +758,7 @@ static void *writer_main(void *arg)
 			sleep_ms(st, st->o.commit_interval_ms - (now - last));
 			continue;
 		}
-		if (st->retry && !stopping && now - last < STORE_RETRY_MS) {
+		if (st->retry && now - last < STORE_RETRY_MS) {
 			sleep_ms(st, STORE_RETRY_MS - (now - last));
 			continue;
 		}
@@ -744,6 +768,8 @@ static void *writer_main(void *arg)
 					give_back(st, i, NULL);
 		if (round_once(st)) {
 			last = mono_us() / 1000;
+			if (st->retry && stopping && ++stop_tries >= STORE_STOP_TRIES)
+				break; /* a disk that keeps failing must not hold the stop forever */
 			(void)io_uring_submit(&st->ring);
 			continue;
 		}

@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ringmq/config.h"
 #include "ringmq/limits.h"
 #include "ringmq/log.h"
+#include "ringmq/proxy.h"
 
 #define FILE_NAME "test.conf"
 #define LINE 7
@@ -524,8 +526,8 @@ Test(config, unknown_directive_is_an_error)
 Test(config, unimplemented_mosquitto_directives_say_not_supported)
 {
 	static const char *const lines[] = {
-		"psk_file /etc/mosquitto/psk", "capath /etc/ssl/certs", "include_dir /etc/conf.d",
-		"crlfile /etc/crl.pem", "connection bridge-01", "user mosquitto", "autosave_interval 1800",
+		"psk_file /etc/mosquitto/psk", "dhparamfile /etc/dh.pem", "include_dir /etc/conf.d",
+		"psk_hint ringmq", "connection bridge-01", "user mosquitto", "autosave_interval 1800",
 	};
 	char message[CONFIG_ERROR_BYTES];
 	char name[64];
@@ -1063,6 +1065,156 @@ Test(config, tls_settings_belong_to_their_listener)
 	cr_assert(strstr(err, "certfile and keyfile go together"), "%s", err);
 }
 
+/* A TLS listener's lines, then config_finish(): 0 or the error in @err. */
+static int tls_listener(const char *const *lines, size_t n, char *err)
+{
+	struct config c;
+
+	config_init(&c);
+	parse_ok(&c, "listener 8883 127.0.0.1");
+	parse_ok(&c, "certfile /etc/ringmq/server.crt");
+	parse_ok(&c, "keyfile /etc/ringmq/server.key");
+	for (size_t i = 0; i < n; i++)
+		parse_ok(&c, lines[i]);
+	return config_finish(&c, err);
+}
+
+Test(config, tls_capath_crlfile_ciphers13_and_certificate_usernames)
+{
+	static const char *const good[] = {"capath /etc/ssl/certs", "crlfile /etc/ringmq/crl.pem",
+					   "require_certificate true", "use_identity_as_username true",
+					   "ciphers_tls1.3 TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"};
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	parse_ok(&c, "listener 8883 127.0.0.1");
+	parse_ok(&c, "certfile /etc/ringmq/server.crt");
+	parse_ok(&c, "keyfile /etc/ringmq/server.key");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		parse_ok(&c, good[i]);
+	parse_ok(&c, "use_subject_as_username false");
+	cr_assert_eq(config_finish(&c, err), 0, "require_certificate with capath only is enough: %s", err);
+	cr_assert_str_eq(c.listeners[0].capath, "/etc/ssl/certs");
+	cr_assert_str_eq(c.listeners[0].crlfile, "/etc/ringmq/crl.pem");
+	cr_assert_str_eq(c.listeners[0].ciphers_tls13, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+	cr_assert(c.listeners[0].use_identity_as_username);
+	cr_assert_not(c.listeners[0].use_subject_as_username);
+	expect_error("use_identity_as_username yes", AT "use_identity_as_username: must follow a listener line (TLS "
+						       "settings are per listener)");
+	config_init(&c);
+	parse_ok(&c, "listener 8883 127.0.0.1");
+	cr_assert_eq(parse(&c, "use_subject_as_username maybe", err), -EINVAL);
+	cr_assert_str_eq(err, AT "use_subject_as_username: expected true or false, got 'maybe'");
+}
+
+Test(config, tls_certificate_usernames_and_crls_need_required_certificates)
+{
+	static const char *const identity[] = {"cafile /ca.pem", "use_identity_as_username true"};
+	static const char *const subject[] = {"cafile /ca.pem", "use_subject_as_username true"};
+	static const char *const both[] = {"cafile /ca.pem", "require_certificate true",
+					   "use_identity_as_username true", "use_subject_as_username true"};
+	static const char *const crl[] = {"cafile /ca.pem", "crlfile /crl.pem"};
+	static const char *const no_ca[] = {"require_certificate true"};
+	char err[CONFIG_ERROR_BYTES] = "";
+
+	cr_assert_eq(tls_listener(identity, 2, err), -EINVAL);
+	cr_assert_str_eq(err, AT "listener: use_identity_as_username needs require_certificate true (the username "
+				 "comes from the client certificate)");
+	cr_assert_eq(tls_listener(subject, 2, err), -EINVAL);
+	cr_assert(strstr(err, AT "listener: use_subject_as_username needs require_certificate true"), "%s", err);
+	cr_assert_eq(tls_listener(both, 4, err), -EINVAL);
+	cr_assert(strstr(err, "exclude each other"), "%s", err);
+	cr_assert_eq(tls_listener(crl, 2, err), -EINVAL);
+	cr_assert_str_eq(err, AT "listener: crlfile needs require_certificate true (it revokes client certificates)");
+	cr_assert_eq(tls_listener(no_ca, 1, err), -EINVAL);
+	cr_assert(strstr(err, "require_certificate needs a cafile or capath"), "%s", err);
+}
+
+Test(config, tls_only_settings_without_a_certificate_are_an_error)
+{
+	static const char *const lines[] = {"capath /etc/ssl/certs", "crlfile /crl.pem",
+					    "ciphers_tls1.3 TLS_AES_128_GCM_SHA256"};
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		config_init(&c);
+		parse_ok(&c, "listener 1883 127.0.0.1");
+		parse_ok(&c, lines[i]);
+		cr_assert_eq(config_finish(&c, err), -EINVAL, "%s", lines[i]);
+		cr_assert_str_eq(err, AT "listener: TLS settings without certfile and keyfile");
+	}
+}
+
+Test(config, proxy_protocol_per_listener_with_mosquitto_spelling)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	parse_ok(&c, "listener 1883 127.0.0.1");
+	parse_ok(&c, "proxy_protocol v1");
+	parse_ok(&c, "listener 1884 127.0.0.1");
+	parse_ok(&c, "enable_proxy_protocol 2");
+	parse_ok(&c, "listener 1885 127.0.0.1");
+	parse_ok(&c, "proxy_protocol any");
+	parse_ok(&c, "listener 1886 127.0.0.1");
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+	cr_assert_eq(c.listeners[0].proxy_protocol, PROXY_V1);
+	cr_assert_eq(c.listeners[1].proxy_protocol, PROXY_V2);
+	cr_assert_eq(c.listeners[2].proxy_protocol, PROXY_ANY);
+	cr_assert_eq(c.listeners[3].proxy_protocol, PROXY_OFF, "off by default");
+	expect_error("proxy_protocol v3", AT "proxy_protocol: expected off, v1, v2 or any, got 'v3'");
+	expect_error("enable_proxy_protocol v2", AT "enable_proxy_protocol: expected 0, 1 or 2, got 'v2'");
+	config_init(&c);
+	parse_ok(&c, "proxy_protocol v2"); /* before any listener: mosquitto's default listener */
+	parse_ok(&c, "port 1883");
+	parse_ok(&c, "allow_anonymous true");
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+	cr_assert_eq(c.listeners[0].proxy_protocol, PROXY_V2);
+}
+
+Test(config, proxy_protocol_trusted_networks)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+	const struct config_listener *l;
+
+	config_init(&c);
+	parse_ok(&c, "listener 1883 127.0.0.1");
+	parse_ok(&c, "proxy_protocol v2");
+	parse_ok(&c, "proxy_protocol_trusted 10.0.0.0/8, 192.168.1.77 fd00::/8 10.1.2.3/16");
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+	l = &c.listeners[0];
+	cr_assert_eq(l->proxy_trusted_count, 4);
+	cr_assert_eq(l->proxy_trusted[0].family, AF_INET);
+	cr_assert_eq(l->proxy_trusted[0].prefix, 8);
+	cr_assert_eq(l->proxy_trusted[1].prefix, 32, "an address alone is a /32");
+	cr_assert_eq(l->proxy_trusted[2].family, AF_INET6);
+	cr_assert_eq(l->proxy_trusted[3].addr[2], 0, "host bits are cleared");
+	cr_assert_eq(l->proxy_trusted[3].addr[3], 0);
+
+	expect_error("proxy_protocol_trusted lb.local",
+		     AT "proxy_protocol_trusted: expected an IPv4 or IPv6 address (no host names), got 'lb.local'");
+	expect_error("proxy_protocol_trusted 10.0.0.0/33",
+		     AT "proxy_protocol_trusted: expected a prefix length from 0 to 32, got '33'");
+	expect_error("proxy_protocol_trusted fd00::/129",
+		     AT "proxy_protocol_trusted: expected a prefix length from 0 to 128, got '129'");
+	expect_error("proxy_protocol_trusted 10.0.0.0/x",
+		     AT "proxy_protocol_trusted: expected a prefix length from 0 to 32, got 'x'");
+	expect_error("proxy_protocol_trusted ,", AT "proxy_protocol_trusted: expected at least one ADDRESS[/PREFIX]");
+	expect_error("proxy_protocol_trusted 1.0.0.1 1.0.0.2 1.0.0.3 1.0.0.4 1.0.0.5 1.0.0.6 1.0.0.7 1.0.0.8 "
+		     "1.0.0.9 1.0.0.10 1.0.0.11 1.0.0.12 1.0.0.13 1.0.0.14 1.0.0.15 1.0.0.16 1.0.0.17",
+		     AT "proxy_protocol_trusted: more than 16 networks (PROXY_TRUSTED_NETS_MAX)");
+
+	config_init(&c);
+	parse_ok(&c, "listener 1883 127.0.0.1");
+	parse_ok(&c, "proxy_protocol_trusted 10.0.0.0/8");
+	cr_assert_eq(config_finish(&c, err), -EINVAL);
+	cr_assert_str_eq(err, AT "listener: proxy_protocol_trusted without proxy_protocol");
+}
+
 Test(config, per_listener_settings_makes_allow_anonymous_per_listener)
 {
 	char err[CONFIG_ERROR_BYTES] = "";
@@ -1457,4 +1609,79 @@ Test(config, environment_sets_the_http_listener)
 	cr_assert_eq(c.http_port, 9100);
 	cr_assert_str_eq(c.http_bind_address, "0.0.0.0");
 	cr_assert_eq(c.log_format, LOG_FORMAT_JSON);
+}
+
+/* ---- WebSocket listeners ---- */
+
+Test(config, websockets_settings_and_their_defaults)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	parse_ok(&c, "allow_anonymous true");
+	parse_ok(&c, "listener 8080");
+	parse_ok(&c, "protocol websockets");
+	parse_ok(&c, "listener 8081");
+	parse_ok(&c, "protocol websockets");
+	parse_ok(&c, "websockets_path /ws/mqtt");
+	parse_ok(&c, "websockets_origin https://app.example");
+	parse_ok(&c, "websockets_origin http://localhost:3000");
+	parse_ok(&c, "websockets_trusted_proxy 127.0.0.1");
+	parse_ok(&c, "websockets_trusted_proxy ::1");
+	parse_ok(&c, "websockets_max_frame_size 4096");
+	cr_assert_eq(config_finish(&c, err), 0, "%s", err);
+	cr_assert_str_eq(c.listeners[0].ws_path, "/mqtt", "the default path");
+	cr_assert_eq(c.listeners[0].ws_frame_max, c.max_packet_size, "the default frame size");
+	cr_assert_eq(c.listeners[0].ws_origin_count, 0);
+	cr_assert_str_eq(c.listeners[1].ws_path, "/ws/mqtt");
+	cr_assert_eq(c.listeners[1].ws_origin_count, 2);
+	cr_assert_str_eq(c.listeners[1].ws_origins[1], "http://localhost:3000");
+	cr_assert_eq(c.listeners[1].ws_proxy_count, 2);
+	cr_assert_str_eq(c.listeners[1].ws_proxies[1], "::1");
+	cr_assert_eq(c.listeners[1].ws_frame_max, 4096);
+}
+
+Test(config, websockets_bad_values_are_errors)
+{
+	struct config c;
+	char err[CONFIG_ERROR_BYTES] = "";
+
+	expect_error("websockets_path mqtt",
+		     AT "websockets_path: expected a path starting with / and without a query, got 'mqtt'");
+	expect_error("websockets_path /mqtt?x=1",
+		     AT "websockets_path: expected a path starting with / and without a query, got '/mqtt?x=1'");
+	expect_error("websockets_origin example.com",
+		     AT "websockets_origin: expected an origin such as https://example.com (scheme, host, optional "
+			"port, no path), got 'example.com'");
+	expect_error("websockets_origin https://example.com/",
+		     AT "websockets_origin: expected an origin such as https://example.com (scheme, host, optional "
+			"port, no path), got 'https://example.com/'");
+	expect_error("websockets_origin a b", AT "websockets_origin: unexpected extra argument 'b'");
+	expect_error("websockets_trusted_proxy proxy.local",
+		     AT "websockets_trusted_proxy: expected an IPv4 or IPv6 address (no host names), "
+			"got 'proxy.local'");
+	expect_error("websockets_max_frame_size 100",
+		     AT "websockets_max_frame_size: expected 0 (max_packet_size) or bytes from 128 to 1073741824, "
+			"got '100'");
+	config_init(&c);
+	parse_ok(&c, "listener 8080");
+	for (unsigned i = 0; i < WS_ORIGINS_MAX; i++)
+		parse_ok(&c, "websockets_origin null");
+	cr_assert_eq(parse(&c, "websockets_origin null", err), -EINVAL);
+	cr_assert_str_eq(err, AT "websockets_origin: more than 8 origins on one listener (WS_ORIGINS_MAX)");
+}
+
+Test(config, websockets_settings_on_an_mqtt_listener_name_the_listener)
+{
+	char err[CONFIG_ERROR_BYTES] = "";
+	struct config c;
+
+	config_init(&c);
+	cr_assert_eq(config_parse_line(&c, "allow_anonymous true", FILE_NAME, 1, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "listener 1883", FILE_NAME, 2, err), 0, "%s", err);
+	cr_assert_eq(config_parse_line(&c, "websockets_origin https://a.example", FILE_NAME, 3, err), 0, "%s", err);
+	cr_assert_eq(config_finish(&c, err), -EINVAL);
+	cr_assert_str_eq(err, "test.conf:2: listener: websockets_* settings on a listener that is not "
+			      "'protocol websockets'");
 }
