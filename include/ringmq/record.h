@@ -161,6 +161,8 @@ int rec_check(unsigned db, const uint8_t *p, size_t n);
 
 /** rec_crc32c() - CRC-32C (Castagnoli) of @n bytes, continuing from @crc (start with 0). */
 uint32_t rec_crc32c(uint32_t crc, const uint8_t *p, size_t n);
+/** rec_crc32c_portable() - the same without CPU instructions (the fallback; tests compare the two). */
+uint32_t rec_crc32c_portable(uint32_t crc, const uint8_t *p, size_t n);
 
 /* ---- the operation stream (shard -> store thread) ----
  * One op: u8 type, u8 db, u16 key length (little endian), u32 value

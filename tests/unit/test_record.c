@@ -1626,3 +1626,19 @@ Test(record, op_stream_offset_past_the_end_is_corrupt)
 
 	cr_assert_eq(rec_op_next(p, sizeof(p), &off, &op), REC_CORRUPT);
 }
+
+Test(record, crc32c_instruction_and_table_agree)
+{
+	uint8_t buf[1031];
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	cr_assert_eq(rec_crc32c_portable(0, (const uint8_t *)"123456789", 9), 0xE3069283u);
+	for (size_t n = 0; n < sizeof(buf); n += 1 + n / 3)
+		for (size_t at = 0; at < 8 && at + n <= sizeof(buf); at++)
+			cr_assert_eq(rec_crc32c(7, buf + at, n), rec_crc32c_portable(7, buf + at, n), "%zu bytes at %zu", n,
+				     at);
+}
