@@ -190,6 +190,7 @@ uint32_t conn_ws_unwrap(struct shard *s, struct conn *c, uint8_t *p, uint32_t n)
 	uint32_t in = 0, out = 0;
 	int ev;
 
+	RMQ_ASSERT(c->owner_shard == s->id);
 	if (n == 0)
 		return 0;
 	if (!w->open) {
@@ -317,6 +318,7 @@ struct ws_conn *conn_ws_detach(struct conn *c)
 
 void conn_ws_attach(struct shard *s, struct conn *c, struct ws_conn *w)
 {
+	RMQ_ASSERT(c->owner_shard == s->id);
 	c->ws = w;
 	if (!w || !w->carry)
 		return;
