@@ -1639,6 +1639,6 @@ Test(record, crc32c_instruction_and_table_agree)
 	cr_assert_eq(rec_crc32c_portable(0, (const uint8_t *)"123456789", 9), 0xE3069283u);
 	for (size_t n = 0; n < sizeof(buf); n += 1 + n / 3)
 		for (size_t at = 0; at < 8 && at + n <= sizeof(buf); at++)
-			cr_assert_eq(rec_crc32c(7, buf + at, n), rec_crc32c_portable(7, buf + at, n), "%zu bytes at %zu", n,
-				     at);
+			cr_assert_eq(rec_crc32c(7, buf + at, n), rec_crc32c_portable(7, buf + at, n),
+				     "%zu bytes at %zu", n, at);
 }
