@@ -213,6 +213,9 @@ struct broker {
 	_Atomic int64_t conns_total; /* any thread: client connections now */
 	_Atomic unsigned started; /* shards that finished start-up */
 	_Atomic int start_error;
+	/* any thread: the listening sockets are open (main opens them once every
+	 * shard has started and restored its state; shards then arm accepts) */
+	_Atomic bool listening;
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	uint64_t start_ms;

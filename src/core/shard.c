@@ -366,12 +366,10 @@ static int shard_setup(struct shard *s)
 	s->shares = share_local_new();
 	if (!s->trie || !s->sessions || !s->shares)
 		return -ENOMEM;
-	r = persist_shard_init(s); /* sessions come back before this shard accepts anyone */
-	if (r < 0)
-		return r;
-	for (unsigned l = 0; l < cfg->listener_count; l++)
-		arm_accept(s, l);
-	return 0;
+	/* Sessions come back before anyone can connect: the listening sockets
+	 * open once every shard is here (broker_start), and the loop arms the
+	 * accepts when it sees them open. */
+	return persist_shard_init(s);
 }
 
 static void shard_teardown(struct shard *s)
@@ -454,7 +452,7 @@ static void shard_turn(struct shard *s, bool *ret_more)
 	if (s->backlog_any)
 		backlog_flush(s);
 	for (unsigned l = 0; l < s->b->cfg->listener_count; l++)
-		if (!s->accept_armed[l] && !s->stopping)
+		if (!s->accept_armed[l] && !s->stopping && atomic_load_explicit(&s->b->listening, memory_order_acquire))
 			arm_accept(s, l);
 	if (s->now_ms >= s->next_sweep_ms) {
 		s->next_sweep_ms = s->now_ms + SWEEP_MS;
@@ -633,7 +631,7 @@ static int open_listeners(struct broker *b)
 int broker_start(struct broker *b)
 {
 	unsigned started = 0;
-	int r = open_listeners(b);
+	int r = 0;
 
 	for (unsigned i = 0; r == 0 && i < b->nshards; i++) {
 		r = -pthread_create(&b->shards[i].thread, NULL, shard_main, &b->shards[i]);
@@ -646,6 +644,10 @@ int broker_start(struct broker *b)
 	pthread_mutex_unlock(&b->start_lock);
 	if (r == 0)
 		r = atomic_load(&b->start_error);
+	if (r == 0)
+		r = open_listeners(b); /* every shard has restored its sessions */
+	if (r == 0)
+		atomic_store_explicit(&b->listening, true, memory_order_release);
 	if (r < 0) {
 		atomic_store(&b->stop, true);
 		for (unsigned i = 0; i < started; i++)

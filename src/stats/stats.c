@@ -210,7 +210,8 @@ struct stats_snapshot *stats_snapshot_take(struct broker *b)
 	s->heap_current = stats_heap_bytes();
 	raise_max_u64(&b->heap_max, s->heap_current);
 	s->heap_max = load(&b->heap_max);
-	s->started = atomic_load(&b->started) == b->nshards && atomic_load(&b->start_error) == 0;
+	s->started = atomic_load(&b->started) == b->nshards && atomic_load(&b->start_error) == 0 &&
+		     atomic_load(&b->listening);
 	s->draining = atomic_load_explicit(&b->draining, memory_order_relaxed);
 	s->stopping = atomic_load_explicit(&b->stop, memory_order_relaxed);
 	if (b->store) {
