@@ -1,15 +1,15 @@
 /*
  * main.c - command line, configuration, signals, start and stop.
  *
- * The main thread owns the configuration and the broker object.  It opens
+ * The main thread owns the configuration and the broker object. It opens
  * the store and loads retained messages, starts the shards (each restores
- * its sessions), opens the listeners once they all have, and then only waits for signals with sigtimedwait(): SIGINT/SIGTERM
- * stop the broker cleanly, SIGUSR1 starts draining (clients are sent to
- * another server), SIGUSR2 toggles debug logging, SIGHUP reloads the
- * password and ACL files and the TLS certificates.  Every TLS_FILE_CHECK_MS
- * without a signal it checks whether TLS certificate files changed.  Every
- * thread inherits the blocked signal mask, so no shard is ever interrupted
- * by a signal.
+ * its sessions), opens the listeners once they all have, and then only
+ * waits for signals with sigtimedwait(): SIGINT/SIGTERM stop the broker
+ * cleanly, SIGUSR1 starts draining (clients are sent to another server),
+ * SIGUSR2 toggles debug logging, SIGHUP reloads the password and ACL files
+ * and the TLS certificates. Every TLS_FILE_CHECK_MS without a signal it
+ * checks whether TLS certificate files changed. Every thread inherits the
+ * blocked signal mask, so no shard is ever interrupted by a signal.
  */
 #include <errno.h>
 #include <fcntl.h>
