@@ -85,6 +85,9 @@
 #define TOPIC_BYTES_MAX 192u
 #define CLIENT_ID_BYTES_MAX 64u
 #define ERR_BYTES_MAX 256u
+#define PATH_BYTES_MAX 256u
+/* Negotiated TLS version and suite, as the report names them. */
+#define TLS_SUITE_BYTES_MAX 80u
 
 /* ------------------------------------------------------------------------
  * Configuration (scenario files and command line share the keys)
@@ -140,6 +143,9 @@ struct scenario {
 	bool expect_exact; /* QoS 0 loss or duplicates fail the run too */
 	bool busy_poll; /* workers never sleep: no wake-up latency on the client side */
 	bool persistent_subs; /* subscribers keep their sessions (clean session 0 / v5 session expiry) */
+	bool tls; /* every connection speaks MQTT over TLS (ctls.h) */
+	uint8_t tls_version; /* 12 or 13 */
+	char ca[PATH_BYTES_MAX]; /* PEM CA file the broker's chain is verified against; "" = no verification */
 };
 
 /** scenario_defaults() - the values a run has before any scenario or option. */
@@ -201,6 +207,8 @@ struct buf {
 struct pub;
 struct sub;
 struct worker;
+struct ctls;
+struct WOLFSSL_CTX;
 
 /* One MQTT client connection.  Owner: its worker.  Lifetime: the worker's
  * conn array; a handshake slot is reused once its SQEs have completed
@@ -209,6 +217,7 @@ struct conn {
 	struct worker *w;
 	struct pub *pub; /* ROLE_PUB */
 	struct sub *sub; /* ROLE_SUB */
+	struct ctls *tls; /* NULL: plain TCP */
 	int fd;
 	uint32_t slot; /* index in w->conns */
 	uint32_t id; /* publisher / subscriber / connection number */
@@ -324,6 +333,9 @@ struct worker {
 	uint64_t hs_seq;
 	struct hist *lat;
 	struct hist *hs_lat;
+	struct WOLFSSL_CTX *tls_ctx; /* cfg.tls: this worker's client context */
+	uint64_t tls_hs_n; /* TLS handshakes completed, whole run; main reads it after the join */
+	char tls_suite[TLS_SUITE_BYTES_MAX]; /* the first handshake's version and suite */
 	/* running totals behind st (plain: only this thread writes them) */
 	uint64_t sent, expect, recv, recv_bytes, acked, ready_n, failed_n, proto_n, hs_n, hs_in, open_n;
 	uint64_t lat_sum, lat_n;
@@ -343,6 +355,7 @@ struct run {
 	struct sub *subs;
 	uint32_t nconns; /* all connections (handshake slots for LAYOUT_CONNECT) */
 	uint64_t run_tag; /* the pid: keeps client ids unique per run */
+	bool tls_init; /* ctls_global_init() done: run_free() undoes it */
 };
 
 /* ------------------------------------------------------------------------

@@ -204,6 +204,9 @@ int result_compute(struct run *run, struct result *res)
 	for (uint32_t i = 0; i < run->nworkers; i++) {
 		hist_merge(res->lat, run->workers[i].lat);
 		hist_merge(res->hs_lat, run->workers[i].hs_lat);
+		res->tls_hs += run->workers[i].tls_hs_n;
+		if (!res->tls_suite[0])
+			memcpy(res->tls_suite, run->workers[i].tls_suite, sizeof(res->tls_suite));
 	}
 	totals_read(run, &res->end);
 	count_loss(run, res);
@@ -324,6 +327,10 @@ static void json_final(const struct run *run, const struct result *res)
 		per_s(res->m.recv_bytes, res->measure_s) / 1e6, per_s(res->m.hs, res->measure_s));
 	json_hist(f, "lat", res->lat);
 	json_hist(f, "hs", res->hs_lat);
+	fprintf(f, "\"tls\":%s,\"tls_version\":\"%s\",\"tls_verified\":%s,\"tls_handshakes\":%llu,",
+		cfg->tls ? "true" : "false", cfg->tls ? (cfg->tls_version == 12 ? "1.2" : "1.3") : "",
+		cfg->tls && cfg->ca[0] ? "true" : "false", (unsigned long long)res->tls_hs);
+	json_str(f, "tls_suite", res->tls_suite);
 	fprintf(f,
 		"\"expected\":%llu,\"lost\":%llu,\"dups\":%llu,\"gaps\":%llu,\"unacked\":%llu,\"failed\":%"
 		"llu,"
@@ -365,6 +372,11 @@ void report_final(const struct run *run, const struct result *res)
 		cfg->sub_qos, cfg->payload, run->npubs, run->nsubs, run->nconns, cfg->threads, cfg->inflight,
 		cfg->flow == FLOW_E2E ? "end to end" : "acks only",
 		cfg->rate > 0 ? ", fixed rate" : ", max rate");
+	if (cfg->tls)
+		fprintf(f, "  %-16s %s, %llu handshakes, certificate %s\n", "tls",
+			res->tls_suite[0] ? res->tls_suite : (cfg->tls_version == 12 ? "TLS 1.2" : "TLS 1.3"),
+			(unsigned long long)res->tls_hs,
+			cfg->ca[0] ? "chain verified (not the name)" : "not verified");
 	if (cfg->layout != LAYOUT_CONNECT)
 		fprintf(f, "  %-16s %llu connections in %.3f s (%.0f/s)\n", "setup",
 			(unsigned long long)res->end.ready, res->setup_s, per_s(res->end.ready, res->setup_s));

@@ -49,6 +49,8 @@ struct result {
 	struct hist *hs_lat; /* connect scenario: TCP connect to CONNACK */
 	struct proc_sample broker_base, broker_m0, broker_m1, self_m0, self_m1;
 	uint64_t sys_m0, sys_m1; /* sys_busy_ticks() at the measure phase's edges */
+	uint64_t tls_hs; /* cfg.tls: handshakes completed over the whole run */
+	char tls_suite[TLS_SUITE_BYTES_MAX]; /* cfg.tls: what the first handshake negotiated */
 	bool setup_complete;
 	bool interrupted;
 	bool ok;

@@ -8,8 +8,12 @@
  * of a pairs run therefore share a worker, and the end-to-end credit of
  * a pair never crosses threads.  Each worker's connection array holds its
  * subscribers first, then its publishers (or its idle / handshake slots).
+ * With cfg.tls each worker gets its own wolfSSL client context and each
+ * connection its TLS state here too, so a bad `ca` file stops the run
+ * before anything connects.
  */
 #include "bench.h"
+#include "ctls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -120,6 +124,23 @@ static int worker_init(struct run *run, struct worker *w, uint32_t idx)
 	return 0;
 }
 
+/* cfg.tls: the worker's client context and every connection's TLS state;
+ * the reason of a failure in @err. */
+static int worker_init_tls(struct run *run, struct worker *w, char *err)
+{
+	int r = ctls_ctx_new(&run->cfg, &w->tls_ctx, err);
+
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < w->nconns; i++) {
+		if (!(w->conns[i].tls = ctls_new())) {
+			snprintf(err, ERR_BYTES_MAX, "building the run: %s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int run_build(struct run *run, char *err)
 {
 	const struct scenario *cfg = &run->cfg;
@@ -155,6 +176,15 @@ int run_build(struct run *run, char *err)
 	for (uint32_t i = 0; i < run->nworkers; i++)
 		if ((r = worker_init(run, &run->workers[i], i)) < 0)
 			goto fail;
+	if (cfg->tls) {
+		r = -EIO;
+		if (ctls_global_init() < 0)
+			goto fail;
+		run->tls_init = true;
+		for (uint32_t i = 0; i < run->nworkers; i++)
+			if ((r = worker_init_tls(run, &run->workers[i], err)) < 0)
+				return r; /* @err says why */
+	}
 	run->nconns = 0;
 	for (uint32_t i = 0; i < run->nworkers; i++)
 		run->nconns += run->workers[i].nconns;
@@ -171,6 +201,7 @@ static void conn_done(struct conn *c)
 	free(c->in.data);
 	free(c->out[0].data);
 	free(c->out[1].data);
+	c->tls = ctls_free(c->tls);
 }
 
 void run_free(struct run *run)
@@ -182,6 +213,7 @@ void run_free(struct run *run)
 			conn_done(&w->conns[j]);
 		if (w->ring_ok)
 			io_uring_queue_exit(&w->ring);
+		w->tls_ctx = ctls_ctx_free(w->tls_ctx);
 		free(w->conns);
 		free(w->pubs);
 		free(w->ready);
@@ -197,6 +229,9 @@ void run_free(struct run *run)
 	}
 	for (uint32_t i = 0; run->subs && i < run->nsubs; i++)
 		free(run->subs[i].next);
+	if (run->tls_init)
+		ctls_global_done();
+	run->tls_init = false;
 	free(run->workers);
 	free(run->pubs);
 	free(run->subs);

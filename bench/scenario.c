@@ -9,7 +9,8 @@
  * the --help output and the docs cannot drift apart.
  *
  * Numbers take suffixes: counts and rates k / m (x1,000 / x1,000,000),
- * sizes B, K / KiB, M / MiB (x1024), times s / ms / us.
+ * sizes B, K / KiB, M / MiB (x1024), times s / ms / us.  A boolean key on
+ * the command line may stand alone (--tls is --tls true).
  */
 #include "bench.h"
 
@@ -42,6 +43,7 @@ enum ktype {
 	K_VERSION,
 	K_PID,
 	K_PROGRESS,
+	K_TLS_VERSION,
 };
 
 struct key {
@@ -97,6 +99,12 @@ static const struct key keys[] = {
 	 "their QoS 1/2 messages (false)"},
 	{"busy_poll", K_BOOL, F(busy_poll), 0,
 	 "workers spin, never sleep; starves ksoftirqd on that CPU, so not for latency runs"},
+	{"tls", K_BOOL, F(tls), 0,
+	 "MQTT over TLS on every connection (wolfSSL); the broker's certificate is NOT verified "
+	 "unless ca is given (false)"},
+	{"tls_version", K_TLS_VERSION, F(tls_version), 0, "with tls: 1.2 or 1.3 only (1.3)"},
+	{"ca", K_STR, F(ca), PATH_BYTES_MAX,
+	 "with tls: PEM CA file the broker's chain must verify against (host name not checked)"},
 };
 
 void scenario_defaults(struct scenario *cfg)
@@ -127,6 +135,7 @@ void scenario_defaults(struct scenario *cfg)
 	cfg->setup_timeout_s = 60;
 	cfg->interval_s = 1;
 	cfg->progress = -1;
+	cfg->tls_version = 13;
 }
 
 static const char *const layout_names[] = {
@@ -255,6 +264,11 @@ static int set_typed(const struct key *k, void *field, const char *value)
 		return 0;
 	case K_BOOL: return parse_bool(value, field);
 	case K_VERSION: return parse_version(value, field);
+	case K_TLS_VERSION:
+		if (strcmp(value, "1.2") && strcmp(value, "1.3"))
+			return -EINVAL;
+		*(uint8_t *)field = value[2] == '2' ? 12 : 13;
+		return 0;
 	case K_PID:
 		if (parse_scaled(value, count_units, &d) < 0 || d != floor(d) || d > INT_MAX)
 			return -EINVAL;
@@ -275,26 +289,33 @@ static int set_typed(const struct key *k, void *field, const char *value)
 	}
 }
 
-int scenario_set(struct scenario *cfg, const char *key, const char *value, char *err)
+/* The table entry of @key ('-' and '_' alike), or NULL. */
+static const struct key *find_key(const char *key)
 {
 	char norm[NAME_BYTES_MAX];
 	size_t n = strlen(key);
 
-	if (n >= sizeof(norm)) {
-		snprintf(err, ERR_BYTES_MAX, "unknown key '%.40s...'", key);
-		return -EINVAL;
-	}
+	if (n >= sizeof(norm))
+		return NULL;
 	for (size_t i = 0; i <= n; i++)
 		norm[i] = key[i] == '-' ? '_' : key[i];
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strcmp(keys[i].name, norm) != 0)
-			continue;
-		if (set_typed(&keys[i], (char *)cfg + keys[i].off, value) == 0)
-			return 0;
-		snprintf(err, ERR_BYTES_MAX, "bad value '%s' for %s (%s)", value, keys[i].name, keys[i].help);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, norm) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+int scenario_set(struct scenario *cfg, const char *key, const char *value, char *err)
+{
+	const struct key *k = find_key(key);
+
+	if (!k) {
+		snprintf(err, ERR_BYTES_MAX, "unknown key '%.60s' (see --help)", key);
 		return -EINVAL;
 	}
-	snprintf(err, ERR_BYTES_MAX, "unknown key '%s' (see --help)", key);
+	if (set_typed(k, (char *)cfg + k->off, value) == 0)
+		return 0;
+	snprintf(err, ERR_BYTES_MAX, "bad value '%.40s' for %s (%s)", value, k->name, k->help);
 	return -EINVAL;
 }
 
@@ -357,9 +378,11 @@ void scenario_usage(void)
 	       "options given after it override its values.  Keys (defaults in brackets):\n\n");
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		printf("  --%-20s %s\n", keys[i].name, keys[i].help);
-	printf("\n  -p PORT is --port, -j is --json.  Exit status: 0 ok; 1 loss, duplicates or\n"
-	       "  misordering at QoS >= 1 (or any with expect_exact), a protocol error or a\n"
-	       "  failed connection; 2 bad usage.\n");
+	printf("\n  -p PORT is --port, -j is --json; a boolean key alone means true (--tls).\n"
+	       "  TLS: every connection makes a full handshake (no resumption); without --ca the\n"
+	       "  broker's certificate is not verified at all, with it the chain is, not the name.\n"
+	       "  Exit status: 0 ok; 1 loss, duplicates or misordering at QoS >= 1 (or any with\n"
+	       "  expect_exact), a protocol error or a failed connection; 2 bad usage.\n");
 }
 
 static int find_scenario(int argc, char **argv, struct scenario *cfg, char *err)
@@ -407,6 +430,9 @@ int scenario_parse_args(struct scenario *cfg, int argc, char **argv, char *err)
 		if (eq) {
 			snprintf(key, sizeof(key), "%.*s", (int)(eq - a) < 63 ? (int)(eq - a) : 63, a);
 			value = eq + 1;
+		} else if (find_key(a) && find_key(a)->type == K_BOOL && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+			snprintf(key, sizeof(key), "%s", a); /* a boolean on its own: --tls */
+			value = "true";
 		} else {
 			if (i + 1 >= argc) {
 				snprintf(err, ERR_BYTES_MAX, "--%s needs a value", a);
@@ -444,6 +470,8 @@ int scenario_check(struct scenario *cfg, char *err)
 #define BAD(...) (snprintf(err, ERR_BYTES_MAX, __VA_ARGS__), -EINVAL)
 	if (cfg->threads == 0)
 		return BAD("threads must be at least 1");
+	if (cfg->ca[0] && !cfg->tls)
+		return BAD("ca is for TLS connections: add tls = true");
 	if (cfg->layout == LAYOUT_IDLE || cfg->layout == LAYOUT_CONNECT) {
 		if (cfg->connections == 0)
 			return BAD("connections must be at least 1");

@@ -8,7 +8,10 @@ ringmq-bench --json for a second or two, and checks the result line:
 QoS >= 1 runs deliver everything exactly once and in order (sent ==
 received, nothing lost, duplicated, skipped or unacknowledged); QoS 0
 runs with expect_exact deliver publishes x subscribers.  The server is
-then stopped with SIGTERM and must exit with status 0.
+then stopped with SIGTERM and must exit with status 0.  The tls case
+gives ringmq a TLS listener with a throwaway self-signed ECDSA P-256
+certificate (openssl, in the case's temporary directory) and runs the
+same checks over TLS, plus the handshake counts.
 
 Usage (meson runs it):  test_bench.py CASE
        test_bench.py --scenario FILE [bench options...]   (benchmark targets)
@@ -18,6 +21,7 @@ FLOOR_BINARY, RMQ_TEST_LOGDIR (broker logs of failed cases are printed).
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,22 +42,42 @@ max_connections -1
 LISTENING = re.compile(r"listening on ([0-9.]+):(\d+)")
 
 
+def make_cert(d):
+    """A self-signed ECDSA P-256 server certificate for 127.0.0.1 in @d: (cert, key)."""
+    if not shutil.which("openssl"):
+        fail("openssl is needed to make the TLS case's certificate (apt-get install openssl)")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], capture_output=True, text=True)
+    if p.returncode != 0:
+        fail("openssl could not make a certificate: " + p.stderr)
+    return cert, key
+
+
 class Server:
     """A broker or the floor, started on an ephemeral port; its stderr is
-    drained by a thread (ringmq logs every connection) and kept."""
+    drained by a thread (ringmq logs every connection) and kept.  With
+    @tls, ringmq's listener is a TLS one (self.cert is then its certificate)."""
 
-    def __init__(self, kind, shards):
+    def __init__(self, kind, shards, tls=False):
         self.kind = kind
         self.lines = []
         self.port = None
+        self.cert = None
         self.ready = threading.Event()
         self.tmp = tempfile.TemporaryDirectory(prefix="rmq-bench-test-")
         if kind == "floor":
             argv = [os.environ["FLOOR_BINARY"], "-p", "0"]
         else:
             conf = os.path.join(self.tmp.name, "ringmq.conf")
+            text = RINGMQ_CONFIG
+            if tls:
+                self.cert, key = make_cert(self.tmp.name)
+                first, _, rest = text.partition("\n")
+                text = f"{first}\ncertfile {self.cert}\nkeyfile {key}\n{rest}"
             with open(conf, "w") as f:
-                f.write(RINGMQ_CONFIG)
+                f.write(text)
             argv = [os.environ["RMQ_BINARY"], "-c", conf, "--shards", str(shards)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, cwd=self.tmp.name, text=True)
@@ -171,9 +195,35 @@ def case_connect(s):
     expect(r["handshakes_per_s"] > 0 and r["hs_samples"] > 0, "no handshakes counted", r)
 
 
+def check_tls(r, handshakes):
+    expect(r["tls"] and r["tls_suite"].startswith("TLSv1."), "not a TLS run", r)
+    expect(r["tls_handshakes"] >= handshakes > 0, f"fewer than {handshakes} TLS handshakes", r)
+
+
+def case_tls(s):
+    """Over TLS: messages arrive exactly once (QoS 1 pairs; QoS 0 fan-out of
+    payloads larger than a TLS record), and the connect layout counts full
+    handshakes, with TLS 1.2 and the certificate verified."""
+    r = bench(s, "--tls", "--layout", "pairs", "--publishers", "10", "--qos", "1", *SHORT)
+    check_exact(r, 1)
+    check_tls(r, 20)
+    expect(r["tls_version"] == "1.3" and not r["tls_verified"], "TLS 1.3 without verification expected", r)
+    r = bench(s, "--tls", "--layout", "fanout", "--publishers", "1", "--subscribers", "4", "--payload", "40KiB",
+              "--inflight", "8", "--expect-exact", "1", *SHORT)
+    check_exact(r, 4)
+    check_tls(r, 5)
+    r = bench(s, "--tls", "--tls-version", "1.2", "--ca", s.cert, "--layout", "connect", "--connections", "8",
+              "--warmup", "0.1", "--duration", "0.5")
+    expect(r["ok"] and r["failed"] == 0, "TLS handshakes failed", r)
+    expect(r["handshakes_per_s"] > 0 and r["hs_samples"] > 0, "no handshakes counted", r)
+    check_tls(r, r["hs_samples"])
+    expect(r["tls_suite"].startswith("TLSv1.2") and r["tls_verified"], "verified TLS 1.2 expected", r)
+
+
 CASES["qos1-rate"] = case_rate
 CASES["idle"] = case_idle
 CASES["connect"] = case_connect
+CASES["tls"] = case_tls
 # The floor forwarder must pass the same consistency checks (exact topics, QoS 0).
 FLOOR_CASES = {
     "floor-qos0-pairs": lambda s: check_exact(
@@ -188,7 +238,9 @@ FLOOR_CASES = {
 def main():
     shards = int(os.environ.get("RMQ_SHARDS", "1"))
     if len(sys.argv) >= 3 and sys.argv[1] == "--scenario":
-        s = Server("ringmq", shards)
+        with open(sys.argv[2]) as f:
+            tls = re.search(r"^\s*tls\s*=\s*(1|true|yes|on)\s*(#.*)?$", f.read(), re.M | re.I) is not None
+        s = Server("ringmq", shards, tls)
         r = bench(s, "--scenario", *sys.argv[2:])
         print(json.dumps(r))
         s.stop()
@@ -196,7 +248,7 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in {**CASES, **FLOOR_CASES}:
         fail(f"usage: test_bench.py CASE ({', '.join(list(CASES) + list(FLOOR_CASES))})")
     name = sys.argv[1]
-    s = Server("floor" if name in FLOOR_CASES else "ringmq", shards)
+    s = Server("floor" if name in FLOOR_CASES else "ringmq", shards, name == "tls")
     {**CASES, **FLOOR_CASES}[name](s)
     s.stop()
     print(f"ok {name}")

@@ -28,11 +28,18 @@
  * the broker drops QoS 0 messages the credit never comes: after stall_ms
  * without any delivery the window is written off (stall_resets counts it).
  *
+ * TLS (cfg.tls): ctls.c runs wolfSSL over each connection's buffers; here
+ * only the four places where bytes cross the socket branch on conn.tls
+ * (connect done, recv posted, recv done, send kicked), once per completion
+ * or batch, so a plain run does no per-message work for it.  Ciphertext
+ * is sent from out[!out_cur] like plaintext is; see ctls.h.
+ *
  * Rate mode schedules the k-th message of the worker at t0 + k / rate and
  * gives it to publisher k mod n; a publisher whose window is full owes the
  * message and catches up when it opens, as a real client would.
  */
 #include "bench.h"
+#include "ctls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -108,6 +115,8 @@ static void conn_free_slot(struct conn *c)
 	c->in.len = 0;
 	c->out[0].len = c->out[1].len = 0;
 	c->out_sent = 0;
+	if (c->tls)
+		ctls_reset(c->tls);
 	if (c->role == ROLE_HANDSHAKE) {
 		w->hs_in--;
 		if (loading(w))
@@ -149,25 +158,42 @@ static void conn_fail(struct conn *c, bool proto, const char *what, int err)
 	conn_close(c);
 }
 
+/* Where the next recv writes: the plaintext buffer, or on a TLS
+ * connection the ciphertext input.  false after the connection failed. */
+static bool recv_room(struct conn *c, uint32_t want, uint8_t **ret_p, uint32_t *ret_len)
+{
+	if (c->tls) {
+		if (ctls_recv_room(c->tls, want, ret_p, ret_len) == 0)
+			return true;
+		conn_fail(c, true, "TLS records beyond the receive buffer limit", -ENOBUFS);
+		return false;
+	}
+	if (c->in.cap == 0 && buf_reserve(&c->in, want) < 0) {
+		conn_fail(c, false, "out of memory", -ENOMEM);
+		return false;
+	}
+	if (c->in.len == c->in.cap && buf_reserve(&c->in, c->in.cap) < 0) {
+		conn_fail(c, true, "a packet larger than the receive buffer limit", -ENOBUFS);
+		return false;
+	}
+	*ret_p = c->in.data + c->in.len;
+	*ret_len = c->in.cap - c->in.len;
+	return true;
+}
+
 static void post_recv(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
 	uint32_t want = c->role == ROLE_SUB   ? c->w->run->cfg.recv_buffer
 			: c->role == ROLE_PUB ? RECV_BUF_ACKS
 					      : RECV_BUF_SMALL;
+	uint8_t *p;
+	uint32_t len;
 
-	if (c->recv_busy || c->fd < 0 || c->state == CS_CLOSING)
+	if (c->recv_busy || c->fd < 0 || c->state == CS_CLOSING || !recv_room(c, want, &p, &len))
 		return;
-	if (c->in.cap == 0 && buf_reserve(&c->in, want) < 0) {
-		conn_fail(c, false, "out of memory", -ENOMEM);
-		return;
-	}
-	if (c->in.len == c->in.cap && buf_reserve(&c->in, c->in.cap) < 0) {
-		conn_fail(c, true, "a packet larger than the receive buffer limit", -ENOBUFS);
-		return;
-	}
 	sqe = get_sqe(c->w);
-	io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+	io_uring_prep_recv(sqe, c->fd, p, len, 0);
 	io_uring_sqe_set_data64(sqe, UD(OP_RECV, c));
 	c->recv_busy = true;
 	c->pending++;
@@ -185,8 +211,31 @@ static void submit_send(struct conn *c)
 	c->last_tx_ns = c->w->now;
 }
 
+/* TLS: encrypt what proto.c queued and send the ciphertext (ctls.h). */
+static void tls_kick(struct conn *c)
+{
+	char why[CTLS_WHY_BYTES];
+	int r;
+
+	if (c->send_busy || c->fd < 0 || c->state == CS_CLOSING)
+		return;
+	r = ctls_flush(c, why);
+	if (r < 0) {
+		conn_fail(c, false, why, 0);
+		return;
+	}
+	if (r == 0)
+		return;
+	c->out_sent = 0;
+	submit_send(c);
+}
+
 void conn_kick(struct conn *c)
 {
+	if (c->tls) {
+		tls_kick(c);
+		return;
+	}
 	if (c->send_busy || c->fd < 0 || c->state == CS_CLOSING || c->out[c->out_cur].len == 0)
 		return;
 	c->out_cur ^= 1;
@@ -225,6 +274,7 @@ static void conn_open(struct conn *c)
 
 static void on_connect(struct conn *c, int res)
 {
+	char why[CTLS_WHY_BYTES];
 	int r;
 
 	if (c->state == CS_CLOSING) {
@@ -234,6 +284,11 @@ static void on_connect(struct conn *c, int res)
 	}
 	if (res < 0) {
 		conn_fail(c, false, "connect", res);
+		return;
+	}
+	/* TLS: the ClientHello goes first; CONNECT waits in out[] for the handshake. */
+	if (c->tls && ctls_start(c, why) < 0) {
+		conn_fail(c, false, why, 0);
 		return;
 	}
 	if ((r = proto_connect(c)) < 0) {
@@ -247,10 +302,17 @@ static void on_connect(struct conn *c, int res)
 
 static void on_recv(struct conn *c, int res)
 {
+	char why[CTLS_WHY_BYTES];
+
 	c->recv_busy = false;
 	if (c->state == CS_CLOSING) {
 		if (c->pending == 0)
 			conn_free_slot(c);
+		return;
+	}
+	/* TLS: decrypt into c->in; close_notify reads as the broker closing. */
+	if (res > 0 && c->tls && (res = ctls_input(c, (uint32_t)res, why)) < 0) {
+		conn_fail(c, false, why, 0);
 		return;
 	}
 	if (res <= 0) {
@@ -260,7 +322,8 @@ static void on_recv(struct conn *c, int res)
 			conn_fail(c, false, res == 0 ? "the broker closed the connection" : "recv", res);
 		return;
 	}
-	c->in.len += (uint32_t)res;
+	if (!c->tls)
+		c->in.len += (uint32_t)res;
 	c->w->now = now_ns();
 	if (proto_input(c) < 0) {
 		conn_fail(c, true, "protocol error", 0);
@@ -766,5 +829,7 @@ void *worker_main(void *arg)
 	/* Wake-ups other workers sent us may still be queued: drain them. */
 	(void)io_uring_submit(&w->ring); /* nothing useful to do on failure */
 	publish_stats(w);
+	if (w->tls_ctx)
+		ctls_thread_done();
 	return NULL;
 }

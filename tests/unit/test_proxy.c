@@ -28,7 +28,8 @@ static size_t v2(uint8_t *out, uint8_t cmd, uint8_t fam, const uint8_t *body, si
 	out[13] = fam;
 	out[14] = (uint8_t)(len >> 8);
 	out[15] = (uint8_t)len;
-	memcpy(out + 16, body, body_len);
+	if (body_len)
+		memcpy(out + 16, body, body_len); /* body may be NULL when empty */
 	memset(out + 16 + body_len, 0, tlv_len);
 	return 16 + len;
 }
