@@ -418,7 +418,12 @@ void persist_ack_open(struct shard *s)
 bool persist_ack_carries(const struct shard *s, const struct msg *m)
 {
 	const struct persist_shard *ps = &s->ps;
-	return ps->ctx.on && m->ack_ticket == ps->ctx.ticket && m->ack_origin == ps->ctx.origin;
+
+	/* A shard that received the message owes its origin one part, so it
+	 * may pass that part on once (a shared group's forward); copies beyond
+	 * that (redeliveries of a session ending meanwhile) go unflagged. */
+	return ps->ctx.on && m->ack_ticket == ps->ctx.ticket && m->ack_origin == ps->ctx.origin &&
+	       (ps->ctx.origin == s->id || ps->ctx.sent == 0);
 }
 
 void persist_ack_sent(struct shard *s)
@@ -477,7 +482,7 @@ void persist_item_end(struct shard *s)
 	struct persist_shard *ps = &s->ps;
 
 	ps->ctx.on = false;
-	RMQ_ASSERT(ps->ctx.sent <= 1); /* a received copy goes on at most once (shared groups) */
+	RMQ_ASSERT(ps->ctx.sent <= 1); /* persist_ack_carries() lets one flagged copy go on */
 	if (ps->ctx.sent == 0)
 		part(s, ps->ctx.origin, ps->ctx.ticket, ps->ctx.mark);
 }

@@ -316,21 +316,27 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 			   (const uint8_t *)se->client_id, se->id_len, s->now_ms))
 		m = msg_new(&topic, &p->payload, p->qos, p->retain, &p->props, (const uint8_t *)se->client_id,
 			    se->id_len, s->now_ms);
+	gate = m && p->qos > 0 && persist_gating(s);
+	if (gate) {
+		/* The acknowledgement waits for every record this message makes.
+		 * The ticket goes on the message before anything copies it (the
+		 * retained store, another shard's ring: msg_keep()). */
+		persist_ack_open(s);
+		m->ack_origin = s->id;
+		m->ack_ticket = s->ps.ctx.ticket;
+	}
 	if (!m || (p->retain && retain_set(s->b->retain, m) < 0)) {
 		if (m == &tm)
 			msg_transient_done(&tm);
 		else
 			msg_unref(m);
 		log_error(c->client_id, "out of memory for a PUBLISH");
-		ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
+		if (gate)
+			persist_ack_close(s, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+					  MQTT_RC_QUOTA_EXCEEDED, false);
+		else
+			ack_publish(s, c, p, MQTT_RC_QUOTA_EXCEEDED);
 		return;
-	}
-	gate = p->qos > 0 && persist_gating(s);
-	if (gate) {
-		/* The acknowledgement waits for every record this message makes. */
-		persist_ack_open(s);
-		m->ack_origin = s->id;
-		m->ack_ticket = s->ps.ctx.ticket;
 	}
 	if (p->retain)
 		persist_retain(s, m);

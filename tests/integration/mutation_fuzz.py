@@ -45,6 +45,7 @@ import os
 import random
 import re
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -86,7 +87,8 @@ def fail(msg):
 class Broker:
     """The broker under test, its output copied to a log file."""
 
-    def __init__(self, name):
+    def __init__(self, name, persist=False):
+        self.persist = persist
         self.mosquitto = os.environ.get("RMQ_TEST_BROKER") == "mosquitto"
         self.shards = os.environ.get("RMQ_SHARDS", "1")
         self.logdir = os.environ.get("RMQ_TEST_LOGDIR") or tempfile.gettempdir()
@@ -114,6 +116,11 @@ class Broker:
             if not binary:
                 fail("RMQ_BINARY is not set (meson sets it)")
             conf = RINGMQ_CONF
+            if self.persist:
+                # The store on, durability sync, as in the default run: every
+                # QoS 1/2 acknowledgement waits for a commit.
+                self.data_dir = tempfile.mkdtemp(prefix="mutation-fuzz-data-")
+                conf += "persistence true\npersistence_location %s\ndurability sync\n" % self.data_dir
             argv = [binary, "-c", self.conf_path, "--shards", self.shards]
             pattern = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
         with open(self.conf_path, "w") as f:
@@ -157,11 +164,20 @@ class Broker:
         if status != 0:
             fail("broker exited with %s after SIGTERM (under ASan: a leak or memory error, see the log)"
                  % ("signal %d" % -status if status < 0 else "status %d" % status))
+        if self.persist:
+            # Every record the fuzzing left behind must read back.
+            check = subprocess.run([os.environ["RMQ_BINARY"], "store", "check", self.data_dir],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if check.returncode != 0:
+                fail("ringmq store check failed after the run:\n" + check.stdout)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.persist:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def log_tail(self, lines=60):
         try:
@@ -513,7 +529,7 @@ class Conn:
 def run(args):
     r = random.Random(args.seed)
     gen = Gen(r)
-    broker = Broker("mutation_fuzz.%d" % args.seed)
+    broker = Broker("mutation_fuzz.%d" % args.seed, persist=args.persistence)
     broker.start()
     recent = collections.deque(maxlen=4 * args.concurrency)
     ok = False
@@ -744,6 +760,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--check-every", type=int, default=500)
     ap.add_argument("--replay", nargs="+", metavar="PATH", help="saved sequences (files or directories)")
+    ap.add_argument("--persistence", action="store_true",
+                    help="run the broker with its LMDB store on (durability sync), in a temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.seed is None:

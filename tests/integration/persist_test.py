@@ -598,6 +598,25 @@ class T1Retained(PersistBase):
     def test_retained_survive_sigterm(self):
         self.retained_across("sigterm")
 
+    def test_retained_qos1_acknowledged_with_stored_subscribers_on_every_shard(self):
+        """A retained QoS 1/2 PUBLISH is copied into the retained store before
+        it is routed; its acknowledgement must still follow the commits of
+        every shard that keeps it for a subscriber (it once waited for the
+        30 s give-up instead)."""
+        b = self.broker().start()
+        subs = [self.client(b.port, "fan-sub-%d" % i, V5, clean=False, expiry=300) for i in range(8)]
+        for c in subs:
+            c.subscribe("fan/#", 1)
+        pub = self.client(b.port, "fan-pub", V5)
+        for i in range(20):
+            # wait_for_publish(WAIT_S) fails the test when a PUBACK/PUBCOMP is late
+            pub.publish("fan/%d" % i, b"retained %d" % i, 1 + i % 2, retain=True)
+        for c in subs:
+            for i in range(20):
+                m = get(c.messages, "message %d for %s" % (i, c.client_id))
+                self.assertEqual(m.payload, b"retained %d" % i)
+        b.stop()
+
     def test_retained_survive_sigkill(self):
         self.retained_across("sigkill")
 
