@@ -112,8 +112,8 @@ int ctls_ctx_new(const struct scenario *cfg, struct WOLFSSL_CTX **ret, char *err
 		wolfSSL_ERR_clear_error();
 		if (wolfSSL_CTX_load_verify_locations(ctx, cfg->ca, NULL) != WOLFSSL_SUCCESS) {
 			e = wolfSSL_ERR_get_error();
-			snprintf(err, ERR_BYTES_MAX, "ca %.120s: no PEM CA certificate could be loaded%s%.100s", cfg->ca,
-				 e ? ": " : "", e ? wolfSSL_ERR_error_string(e, reason) : "");
+			snprintf(err, ERR_BYTES_MAX, "ca %.120s: no PEM CA certificate could be loaded%s%.100s",
+				 cfg->ca, e ? ": " : "", e ? wolfSSL_ERR_error_string(e, reason) : "");
 			wolfSSL_CTX_free(ctx);
 			return -EINVAL;
 		}

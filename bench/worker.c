@@ -29,9 +29,9 @@
  * without any delivery the window is written off (stall_resets counts it).
  *
  * TLS (cfg.tls): ctls.c runs wolfSSL over each connection's buffers; here
- * only the four places where bytes cross the socket branch on conn.tls
- * (connect done, recv posted, recv done, send kicked), once per completion
- * or batch, so a plain run does no per-message work for it.  Ciphertext
+ * only the places where bytes cross the socket (connect done, recv posted,
+ * recv done, send kicked) and the slot's release branch on conn.tls, once
+ * per completion or batch, so a plain run does no per-message work for it.  Ciphertext
  * is sent from out[!out_cur] like plaintext is; see ctls.h.
  *
  * Rate mode schedules the k-th message of the worker at t0 + k / rate and

@@ -1,6 +1,8 @@
 /*
- * retain.h - retained messages, in memory, behind the interface the LMDB
- * store will implement.
+ * retain.h - retained messages in memory: the table new subscriptions are
+ * served from.  The store (persist.h) keeps the same messages on disk;
+ * the publisher's shard records each change there next to retain_set(),
+ * and start-up loads the table from it.
  *
  * Writers: any shard, when a PUBLISH with RETAIN arrives (set, replace,
  *          or delete by empty payload [MQTT-3.3.1-6/7/10/11]).
