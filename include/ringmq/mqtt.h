@@ -385,6 +385,13 @@ int mqtt_encode(uint8_t version, const struct mqtt_packet *pkt, uint8_t *buf, si
  */
 int mqtt_utf8_check(const uint8_t *s, size_t len);
 
+/**
+ * utf8_wellformed() - 0 if @s is well-formed UTF-8 as RFC 3629 defines it
+ * (U+0000 allowed: not an MQTT string; e.g. a WebSocket close reason),
+ * else -EILSEQ.
+ */
+int utf8_wellformed(const uint8_t *s, size_t len);
+
 /** mqtt_varint_len() - bytes needed to encode @v as a Variable Byte Integer. */
 unsigned mqtt_varint_len(uint32_t v);
 

@@ -43,6 +43,7 @@
 #define WS_CLOSE_PROTOCOL_ERROR 1002
 #define WS_CLOSE_UNSUPPORTED_DATA 1003
 #define WS_CLOSE_NO_STATUS 1005 /* never sent: a close frame without a code */
+#define WS_CLOSE_INVALID_DATA 1007 /* text that is not UTF-8 (a close reason) */
 #define WS_CLOSE_TOO_BIG 1009
 
 /* A server frame header: FIN + opcode, then a 7-, 16- or 64-bit length. */

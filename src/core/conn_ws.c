@@ -204,6 +204,12 @@ uint32_t conn_ws_unwrap(struct shard *s, struct conn *c, uint8_t *p, uint32_t n)
 		out += (uint32_t)res.out;
 		if (ev == WS_EV_PING) {
 			control_out(s, c, WS_OP_PONG, w->dec.ctrl, w->dec.ctrl_len);
+		} else if (ev == WS_EV_CLOSE && w->dec.ctrl_len > 2 &&
+			   utf8_wellformed(w->dec.ctrl + 2, w->dec.ctrl_len - 2u) < 0) {
+			/* RFC 6455 5.5.1 and 8.1: the reason is UTF-8; invalid data fails with 1007 */
+			w->stop = true;
+			w->stop_code = WS_CLOSE_INVALID_DATA;
+			w->stop_why = "close reason is not valid UTF-8";
 		} else if (ev != WS_EV_NONE) {
 			w->stop = true;
 			w->stop_code = ev < 0 ? res.close_code : w->dec.close_code;

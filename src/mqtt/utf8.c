@@ -67,7 +67,8 @@ static size_t multibyte(const uint8_t *p, size_t left)
 	return n;
 }
 
-static inline int check(const uint8_t *s, size_t len, bool name)
+/* @nul: U+0000 is allowed (plain RFC 3629, for other protocols' text). */
+static inline int check(const uint8_t *s, size_t len, bool name, bool nul)
 {
 	const uint8_t *p = s, *end;
 
@@ -97,7 +98,7 @@ static inline int check(const uint8_t *s, size_t len, bool name)
 				p += n;
 				continue;
 			}
-			if (c == 0)
+			if (c == 0 && !nul)
 				return -EILSEQ; /* [MQTT-1.5.4-2] */
 			if (name && (c == '+' || c == '#'))
 				return -EINVAL; /* [MQTT-3.3.2-2] */
@@ -109,10 +110,15 @@ static inline int check(const uint8_t *s, size_t len, bool name)
 
 int mqtt_utf8_check(const uint8_t *s, size_t len)
 {
-	return check(s, len, false);
+	return check(s, len, false, false);
 }
 
 int mqtt_utf8_name_check(const uint8_t *s, size_t len)
 {
-	return check(s, len, true);
+	return check(s, len, true, false);
+}
+
+int utf8_wellformed(const uint8_t *s, size_t len)
+{
+	return check(s, len, false, true);
 }

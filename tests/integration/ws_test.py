@@ -417,6 +417,7 @@ class WsTest(unittest.TestCase):
             (lambda c: c.frame(1, connect_packet("t")), 1003, "text frame"),
             (lambda c: c.frame(2, b"\x00" * 1025), 1009, "larger than websockets_max_frame_size"),
             (lambda c: c.frame(0, b"\x00"), 1002, "continuation frame outside"),
+            (lambda c: c.frame(8, b"\x03\xe8bad \xed\xa0\x80 text"), 1007, "close reason is not valid UTF-8"),
         )
         for make, code, why in cases:
             c = WsClient(port)

@@ -1680,3 +1680,18 @@ Test(mqtt, sub_next_asserts_on_a_list_it_did_not_validate, .signal = SIGABRT)
 
 	(void)mqtt_sub_next(&s, false, &pos, &e);
 }
+
+Test(mqtt, utf8_wellformed_is_rfc3629_with_nul_allowed)
+{
+	static const uint8_t nul[] = {'a', 0, 'b'}, surrogate[] = {0xed, 0xa0, 0x80}, overlong[] = {0xc0, 0xaf},
+			     high[] = {0xf4, 0x90, 0x80, 0x80}, cut[] = {0xe2, 0x82}, euro[] = {0xe2, 0x82, 0xac};
+
+	cr_assert_eq(utf8_wellformed(nul, sizeof(nul)), 0, "U+0000 is well-formed UTF-8");
+	cr_assert_eq(mqtt_utf8_check(nul, sizeof(nul)), -EILSEQ, "but not an MQTT string [MQTT-1.5.4-2]");
+	cr_assert_eq(utf8_wellformed(euro, sizeof(euro)), 0);
+	cr_assert_eq(utf8_wellformed(surrogate, sizeof(surrogate)), -EILSEQ);
+	cr_assert_eq(utf8_wellformed(overlong, sizeof(overlong)), -EILSEQ);
+	cr_assert_eq(utf8_wellformed(high, sizeof(high)), -EILSEQ);
+	cr_assert_eq(utf8_wellformed(cut, sizeof(cut)), -EILSEQ);
+	cr_assert_eq(utf8_wellformed(NULL, 0), 0);
+}
