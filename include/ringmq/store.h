@@ -44,8 +44,8 @@ struct store_batch {
 	struct store_batch *next; /* the holder's own lists */
 	unsigned shard;
 	int status; /* after the commit: 0, -ENOSPC (new data refused: store full) or -EIO */
-	bool has_new; /* holds puts of new messages (refused first when full) */
 	bool answer_only; /* from the writer: the tokens of a batch it keeps for retrying */
+	bool refused_new; /* writer: its last commit left this batch's new messages out */
 	struct rec_buf ops;
 	struct store_token *tokens;
 	uint32_t ntok, tok_cap;
@@ -64,7 +64,7 @@ struct store_opts {
 /* Figures for $SYS, /metrics and `ringmq store stats`; any thread reads. */
 struct store_stats {
 	_Atomic uint64_t commits;
-	_Atomic uint64_t batches;
+	_Atomic uint64_t batches; /* batches committed */
 	_Atomic uint64_t ops;
 	_Atomic uint64_t bytes; /* op bytes applied */
 	_Atomic uint64_t commit_us_last;

@@ -231,7 +231,6 @@ void persist_deliv_put(struct shard *s, struct sess *se, struct deliv *d)
 		se->next_seq--;
 	}
 	op_end(s, ops, at);
-	s->ps.cur->has_new = true;
 }
 
 void persist_deliv_flow(struct shard *s, struct sess *se, struct deliv *d)
@@ -304,10 +303,8 @@ void persist_retain(struct shard *s, const struct msg *m)
 		return;
 	key_more(ops, k, rec_key_name(k, m->topic.ptr, m->topic.len));
 	rec_op_key_done(ops, at);
-	if (!del) {
+	if (!del)
 		rec_put_retain(ops, m, to_wall(s, m->expiry_at_ms));
-		s->ps.cur->has_new = true;
-	}
 	op_end(s, ops, at);
 }
 
@@ -598,7 +595,6 @@ void persist_drain(struct shard *s)
 			b->ops.len = 0;
 			b->ntok = 0;
 			b->status = 0;
-			b->has_new = false;
 			b->answer_only = false;
 			s->ps.cur = b; /* reused for the next turn */
 		} else {

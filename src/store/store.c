@@ -199,8 +199,8 @@ static int open_dbs(struct store *st, char *err, size_t errlen)
 	}
 	r = meta_get(st, txn, META_FORMAT, &format);
 	if (r == REC_NEWER || (r == 0 && format > RECORD_FORMAT)) {
-		snprintf(err, errlen, "%s: written by a newer ringmq (record format %llu, this one reads %u); "
-			 "refusing to touch it", st->o.dir, (unsigned long long)format, RECORD_FORMAT);
+		snprintf(err, errlen, "%s: written by a newer ringmq (its record format is newer than %u, the one "
+			 "this ringmq reads); refusing to touch it", st->o.dir, RECORD_FORMAT);
 		mdb_txn_abort(txn);
 		return EPROTO;
 	}
@@ -444,8 +444,10 @@ static int apply(struct store *st, MDB_txn *txn, struct store_batch *b, bool ski
 		*ret_ops += op.type != REC_OP_NOP;
 		switch (op.type) {
 		case REC_OP_PUT:
-			if (skip_new && (op.db == REC_DB_DELIV || op.db == REC_DB_RETAIN))
+			if (skip_new && (op.db == REC_DB_DELIV || op.db == REC_DB_RETAIN)) {
+				b->refused_new = true;
 				break;
+			}
 			r = mdb_put(txn, st->dbi[op.db], &k, &v, 0);
 			break;
 		case REC_OP_DEL:
@@ -512,6 +514,8 @@ static int txn_run(struct store *st, struct store_batch *list, bool skip_new)
 
 	if (r != 0)
 		return r;
+	for (struct store_batch *b = list; b; b = b->next)
+		b->refused_new = false;
 	for (struct store_batch *b = list; r == 0 && b; b = b->next) {
 		r = apply(st, txn, b, skip_new, &ops);
 		bytes += b->ops.len;
@@ -543,13 +547,29 @@ static void used_update(struct store *st)
 		atomic_store(&st->stats.map_used, (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize);
 }
 
-/* Commit @list; returns 0 or -ENOSPC (new data refused) / -EIO. */
+/* Back to persistence_max_size (or what is in use, if more) after commits
+ * that used the reserve, so new messages never take it (LMDB clamps a
+ * smaller size up to the pages in use). */
+static void shrink_to_max(struct store *st)
+{
+	MDB_envinfo info;
+
+	if (st->map_size <= st->o.map_max || mdb_env_set_mapsize(st->env, st->o.map_max) != 0 ||
+	    mdb_env_info(st->env, &info) != 0)
+		return;
+	st->map_size = info.me_mapsize;
+	atomic_store(&st->stats.map_size, st->map_size);
+}
+
+/* Commit @list; returns 0, -ENOSPC (some batch's new messages were left
+ * out: its refused_new is set) or -EIO. */
 static int commit(struct store *st, struct store_batch *list)
 {
-	uint64_t t0 = mono_us(), dt;
+	uint64_t t0 = mono_us(), dt, refused = 0;
 	bool skip_new = false;
 	int r;
 
+	shrink_to_max(st);
 	for (;;) {
 		r = txn_run(st, list, skip_new);
 		if (r == MDB_MAP_FULL && !skip_new) {
@@ -584,8 +604,10 @@ static int commit(struct store *st, struct store_batch *list)
 	st->fail_logged_ms = 0;
 	atomic_fetch_add(&st->stats.commits, 1);
 	used_update(st);
-	if (skip_new) {
-		atomic_fetch_add(&st->stats.refused, 1);
+	for (struct store_batch *b = list; b; b = b->next)
+		refused += b->refused_new;
+	if (refused) {
+		atomic_fetch_add(&st->stats.refused, refused);
 		log_warn(NULL, "store: full at persistence_max_size (%llu bytes): new QoS 1/2 messages refused",
 			 (unsigned long long)st->o.map_max);
 		return -ENOSPC;
@@ -704,7 +726,6 @@ static bool round_once(struct store *st)
 		list = fresh;
 	}
 	r = commit(st, list);
-	atomic_fetch_add(&st->stats.batches, 1);
 	if (r == -EIO) {
 		/* Keep every batch for the next try; answer the waiting
 		 * acknowledgements now (failure) so publishers are not left hanging. */
@@ -731,13 +752,15 @@ static bool round_once(struct store *st)
 	if (retrying)
 		log_info(NULL, "store: commits succeed again");
 	atomic_store(&st->stats.failing, false);
+	for (struct store_batch *b = list; b; b = b->next)
+		atomic_fetch_add(&st->stats.batches, 1);
 	for (struct store_batch *b = list, *n; b; b = n) {
 		n = b->next;
 		b->next = NULL;
 		if (b->status == -EIO)
 			b->status = 0; /* its acknowledgements were answered (failed) when it failed; none left */
 		else
-			b->status = r == -ENOSPC && b->has_new ? -ENOSPC : 0;
+			b->status = b->refused_new ? -ENOSPC : 0;
 		give_back(st, b->shard, b);
 	}
 	return true;
@@ -755,7 +778,8 @@ static void *writer_main(void *arg)
 		uint64_t now = mono_us() / 1000;
 
 		if (st->o.durability != DURABILITY_SYNC && !stopping && now - last < st->o.commit_interval_ms) {
-			sleep_ms(st, st->o.commit_interval_ms - (now - last));
+			uint64_t left = st->o.commit_interval_ms - (now - last);
+			sleep_ms(st, left < STORE_WAIT_MS ? left : STORE_WAIT_MS); /* store_stop() is seen soon */
 			continue;
 		}
 		if (st->retry && now - last < STORE_RETRY_MS) {
