@@ -202,6 +202,7 @@ static const struct directive directives[] = {
 	UINT("connect_timeout", connect_timeout_s, 1, CONFIG_CONNECT_TIMEOUT_S_MAX, 0),
 	UINT("max_subscriptions_per_client", max_subscriptions_per_client, 1, CONFIG_SUBSCRIPTIONS_PER_CLIENT_MAX,
 	     0),
+	UINT("max_sessions", max_sessions, 0, CONFIG_SESSIONS_MAX, 0),
 	UINT("max_topic_length", max_topic_length, 1, TOPIC_BYTES_MAX, 0),
 	UINT("max_topic_levels", max_topic_levels, 1, TOPIC_LEVELS_MAX, 0),
 	UINT("max_client_id_length", max_client_id_length, CONFIG_CLIENT_ID_BYTES_MIN, CLIENT_ID_BYTES_MAX, 0),
@@ -1009,6 +1010,7 @@ void config_init(struct config *c)
 	c->max_queued_messages = QUEUED_MESSAGES_DEFAULT;
 	c->max_queued_bytes = QUEUED_BYTES_DEFAULT;
 	c->max_subscriptions_per_client = SUBSCRIPTIONS_PER_CLIENT_DEFAULT;
+	c->max_sessions = SESSIONS_MAX_DEFAULT;
 	c->max_topic_length = TOPIC_BYTES_DEFAULT;
 	c->max_topic_levels = TOPIC_LEVELS_DEFAULT;
 	c->max_client_id_length = CLIENT_ID_BYTES_DEFAULT;

@@ -40,6 +40,7 @@
  * subscriptions: generous bounds so a typo cannot ask for gigabytes. */
 #define CONFIG_CLIENT_ID_BYTES_MIN 23u
 #define CONFIG_SUBSCRIPTIONS_PER_CLIENT_MAX (1u << 20)
+#define CONFIG_SESSIONS_MAX (1u << 31)
 #define CONFIG_SHARD_RING_SLOTS_MIN 64u
 #define CONFIG_SHARD_RING_SLOTS_MAX (1u << 20)
 #define CONFIG_RECV_BUFFERS_MAX 32768u
@@ -141,6 +142,7 @@ struct config {
 	uint64_t max_queued_bytes; /* 0 = no limit */
 	uint64_t max_queued_bytes_total; /* whole broker, 0 = no limit */
 	uint32_t max_subscriptions_per_client;
+	uint32_t max_sessions; /* sessions broker-wide, connected or not; 0 = no limit */
 	uint32_t max_topic_length;
 	uint32_t max_topic_levels;
 	uint32_t max_client_id_length;

@@ -66,6 +66,11 @@
 /* Subscriptions one client may hold.  Beyond it SUBACK carries 0x97
  * (MQTT 5) / 0x80 (3.1.1).  Directive: max_subscriptions_per_client. */
 #define SUBSCRIPTIONS_PER_CLIENT_DEFAULT 1024u
+/* Sessions broker-wide, connected or kept for an offline client (each costs
+ * about 1 KiB plus what it holds).  A CONNECT that would make one more is
+ * refused (MQTT 5: 0x97 Quota exceeded, 3.x: 3 Server unavailable);
+ * sessions loaded from the store at start-up always come back. */
+#define SESSIONS_MAX_DEFAULT 1000000u
 
 /* Topic names and filters.  Length is bounded by the protocol (65,535
  * bytes); levels are bounded here so a matcher's recursion and a trie's

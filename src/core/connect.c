@@ -359,10 +359,24 @@ static void connack_props(struct shard *s, struct conn *c, const struct mqtt_con
 	}
 }
 
-/* Find or make the session, taking over a live connection.  NULL on ENOMEM. */
-static struct sess *session_take(struct shard *s, const struct mqtt_connect *k, const uint8_t *id,
-				 uint32_t id_len, bool *ret_present)
+/* Sessions on all shards (each shard's own gauge, relaxed loads: a limit
+ * good to the few CONNECTs other shards handle at the same moment). */
+static uint64_t sessions_total(const struct broker *b)
 {
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < b->nshards; i++)
+		n += atomic_load_explicit(&b->shards[i].stats.sessions, memory_order_relaxed);
+	return n;
+}
+
+/* Find or make the session, taking over a live connection.  NULL on ENOMEM,
+ * or with *ret_full set when a new session would pass max_sessions. */
+static struct sess *session_take(struct shard *s, const struct mqtt_connect *k, const uint8_t *id,
+				 uint32_t id_len, bool *ret_present, bool *ret_full)
+{
+	uint32_t max = s->b->cfg->max_sessions;
+
 	struct sess *se = sess_find(s->sessions, id, id_len);
 
 	if (se && se->conn) {
@@ -383,6 +397,10 @@ static struct sess *session_take(struct shard *s, const struct mqtt_connect *k, 
 		se->will_at_ms = 0;
 		return se;
 	}
+	if (max && sessions_total(s->b) >= max) {
+		*ret_full = true;
+		return NULL;
+	}
 	return sess_new(s, id, id_len, k->version);
 }
 
@@ -395,7 +413,7 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 	struct mqtt_props props;
 	struct sess *se;
 	char *user = NULL;
-	bool present;
+	bool present, full = false;
 
 	c->keepalive_ms = k->keepalive * 1000u;
 	if (k->version == MQTT_V5) {
@@ -422,10 +440,14 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 		refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
 		return 1;
 	}
-	se = session_take(s, k, id, id_len, &present);
+	se = session_take(s, k, id, id_len, &present, &full);
 	if (!se) {
 		free(user);
-		refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
+		if (full)
+			refuse(s, c, k->version, MQTT_RC_QUOTA_EXCEEDED, MQTT_V3_SERVER_UNAVAILABLE,
+			       "max_sessions reached");
+		else
+			refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
 		return 1;
 	}
 	se->version = k->version;

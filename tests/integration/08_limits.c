@@ -273,3 +273,40 @@ Test(limits, max_client_id_length_refuses_longer_ids)
 	}
 	broker_stop(&b);
 }
+
+/* max_sessions 3: three persistent 3.1.1 sessions kept for offline clients
+ * fill it; a CONNECT that would make a fourth is refused (3.1.1: CONNACK 3
+ * Server unavailable, MQTT 5: 0x97 Quota exceeded) while the kept sessions'
+ * clients get back in.  Once one session ends, a new client id is accepted. */
+Test(limits, max_sessions_refuses_a_new_session_and_keeps_the_old)
+{
+	struct mqtt_packet p, ack;
+	struct tclient *c;
+	struct broker b;
+
+	harness_ringmq_only("max_sessions has no mosquitto equivalent");
+	broker_start(&b, "max_sessions 3\n");
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "kept-%d", i);
+		tc_disconnect(tc_connect(&b, MQTT_V311, id, false));
+	}
+	p = tc_connect_packet(MQTT_V311, "newcomer");
+	c = tc_connect_with(&b, &p, &ack);
+	cr_assert_eq(ack.connack.reason, MQTT_V3_SERVER_UNAVAILABLE, "3.1.1: %s", tc_describe(&ack));
+	tc_close(c);
+	p = tc_connect_packet(MQTT_V5, "newcomer-5");
+	c = tc_connect_with(&b, &p, &ack);
+	cr_assert_eq(ack.connack.reason, MQTT_RC_QUOTA_EXCEEDED, "5: %s", tc_describe(&ack));
+	tc_close(c);
+	cr_assert(broker_log_wait(&b, "refused: max_sessions reached", 2000));
+	c = tc_connect(&b, MQTT_V311, "kept-0", false); /* a kept session is not a new one */
+	tc_disconnect(c);
+	c = tc_connect(&b, MQTT_V311, "kept-1", true); /* Clean Session 1: ends with the connection */
+	tc_disconnect(c);
+	cr_assert(broker_log_wait(&b, "[client kept-1] disconnected", 2000));
+	c = tc_connect(&b, MQTT_V311, "newcomer", true);
+	tc_disconnect(c);
+	broker_stop(&b);
+}
