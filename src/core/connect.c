@@ -447,7 +447,8 @@ int connect_accept(struct shard *s, struct conn *c, const struct mqtt_connect *k
 			refuse(s, c, k->version, MQTT_RC_QUOTA_EXCEEDED, MQTT_V3_SERVER_UNAVAILABLE,
 			       "max_sessions reached");
 		else
-			refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE, "out of memory");
+			refuse(s, c, k->version, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE,
+			       "out of memory");
 		return 1;
 	}
 	se->version = k->version;
