@@ -286,16 +286,9 @@ static uint64_t held_total(const struct broker *b)
 	return sum;
 }
 
-static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
+/* Append @d to the queue, no limits asked (the caller applied them). */
+static int queue_append(struct shard *s, struct sess *se, const struct deliv *d)
 {
-	const struct config *cfg = s->b->cfg;
-	uint32_t size = msg_size(d->m);
-
-	if (se->q_len >= cfg->max_queued_messages ||
-	    (cfg->max_queued_bytes && se->q_bytes + size > cfg->max_queued_bytes))
-		return -EDQUOT;
-	if (cfg->max_queued_bytes_total && held_total(s->b) + d->m->payload.len > cfg->max_queued_bytes_total)
-		return -ENOSPC;
 	if (se->q_len == se->q_cap) {
 		uint32_t cap = se->q_cap ? se->q_cap * 2 : 16;
 		struct deliv *n = malloc(cap * sizeof(*n));
@@ -310,9 +303,22 @@ static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
 	}
 	se->queue[(se->q_head + se->q_len) % se->q_cap] = *d;
 	se->q_len++;
-	se->q_bytes += size;
+	se->q_bytes += msg_size(d->m);
 	stats_stored(s, 1, d->m->payload.len);
 	return 0;
+}
+
+static int queue_push(struct shard *s, struct sess *se, struct deliv *d)
+{
+	const struct config *cfg = s->b->cfg;
+	uint32_t size = msg_size(d->m);
+
+	if (se->q_len >= cfg->max_queued_messages ||
+	    (cfg->max_queued_bytes && se->q_bytes + size > cfg->max_queued_bytes))
+		return -EDQUOT;
+	if (cfg->max_queued_bytes_total && held_total(s->b) + d->m->payload.len > cfg->max_queued_bytes_total)
+		return -ENOSPC;
+	return queue_append(s, se, d);
 }
 
 static uint32_t window(const struct sess *se)
@@ -667,25 +673,8 @@ int sess_restore_deliv(struct shard *s, struct sess *se, struct deliv *d)
 {
 	struct deliv *slot;
 
-	if (d->state == DELIV_QUEUED) {
-		if (se->q_len == se->q_cap) {
-			uint32_t cap = se->q_cap ? se->q_cap * 2 : 16;
-			struct deliv *n = malloc(cap * sizeof(*n));
-			if (!n)
-				return -ENOMEM;
-			for (uint32_t i = 0; i < se->q_len; i++)
-				n[i] = se->queue[(se->q_head + i) % se->q_cap];
-			free(se->queue);
-			se->queue = n;
-			se->q_head = 0;
-			se->q_cap = cap;
-		}
-		se->queue[(se->q_head + se->q_len) % se->q_cap] = *d; /* stored before: limits applied then */
-		se->q_len++;
-		se->q_bytes += msg_size(d->m);
-		stats_stored(s, 1, d->m->payload.len);
-		return 0;
-	}
+	if (d->state == DELIV_QUEUED)
+		return queue_append(s, se, d); /* stored before: limits applied then */
 	if (pid_in_use(se, d->pid)) {
 		persist_deliv_del(s, se, d); /* two records for one packet id: keep the first */
 		deliv_done(d);
