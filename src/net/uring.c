@@ -152,7 +152,13 @@ void net_peer_name(int fd, char *buf, size_t len)
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		/* A client that reset before its accept was handled has no address
+		 * left to read (multishot accept does not report one). */
+		snprintf(buf, len, "(peer gone: %s)", strerror(errno));
+		return;
+	}
+	{
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
