@@ -74,8 +74,6 @@ struct persist_shard {
 	} ctx;
 };
 
-/** persist_enabled() - the broker has a store. */
-bool persist_enabled(const struct shard *s);
 /** persist_gating() - acknowledgements wait for commits (durability sync). */
 bool persist_gating(const struct shard *s);
 /** persist_failing() - the store's latest commit failed (publishes needing it are refused). */

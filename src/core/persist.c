@@ -25,11 +25,6 @@
 
 #define SESS_EXPIRY_NEVER 0xFFFFFFFFu
 
-bool persist_enabled(const struct shard *s)
-{
-	return s->b->store != NULL;
-}
-
 bool persist_gating(const struct shard *s)
 {
 	return s->b->store && s->b->cfg->durability == DURABILITY_SYNC;

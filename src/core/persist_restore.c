@@ -157,6 +157,8 @@ static int restore_deliv(void *ctx, const uint8_t *key, size_t klen, const uint8
 		return 0;
 	}
 	if (sess_restore_deliv(rc->s, rc->se, &d) < 0) {
+		msg_unref(d.m);
+		free(d.subids);
 		rc->err = -ENOMEM;
 		return 1;
 	}

@@ -80,7 +80,8 @@ static uint8_t filter_check(const struct config *cfg, bool v5, const struct mqtt
  * Attach filter @filter (full form, "$share/..." included; @group/@f are its
  * parts) with @options to @se: the session's list, then the trie and route
  * index or the shared group.  Returns 0, -EDQUOT (max_subscriptions_per_client)
- * or -ENOMEM; on failure nothing is left behind.
+ * or -ENOMEM; on failure nothing is left behind.  Recording it in the store
+ * is the caller's (a restored subscription is there already).
  */
 static int sub_attach(struct shard *s, struct sess *se, const uint8_t *filter, uint16_t len, bool shared,
 		      const uint8_t *group, size_t glen, const uint8_t *f, size_t flen, uint8_t options,
@@ -107,7 +108,6 @@ static int sub_attach(struct shard *s, struct sess *se, const uint8_t *filter, u
 		(void)sess_sub_del(se, filter, len); /* undo; it was just added */
 		return -ENOMEM;
 	}
-	persist_sub_put(s, se, filter, len, options, sub_id);
 	return 0;
 }
 
@@ -160,6 +160,7 @@ static uint8_t subscribe_one(struct shard *s, struct conn *c, const struct mqtt_
 	}
 	if (r < 0)
 		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
+	persist_sub_put(s, se, e->filter.ptr, (uint16_t)e->filter.len, options, sub_id);
 	/* [MQTT-3.3.1-9/10/11] retain handling 0: always, 1: only if new, 2: never.
 	 * MQTT 5 section 4.8.2: no retained messages on a shared subscription. */
 	if (shared == 0 && (e->retain_handling == 0 || (e->retain_handling == 1 && !existed))) {

@@ -729,6 +729,26 @@ class T2Sessions(PersistBase):
             c.close()
         b.stop()
 
+    def test_stored_sessions_come_back_past_max_sessions(self):
+        """max_sessions bounds new sessions only: every stored one is restored
+        even when the limit was lowered meanwhile, and its client gets back in."""
+        b = self.broker().start()
+        for i in range(3):
+            c = self.client(b.port, "kept-%d" % i, V311, clean=False)
+            c.subscribe("kept/t", 1)
+            c.close()
+        b.stop()
+        b.lines.append("max_sessions 2")
+        b.start()
+        for i in range(3):
+            c = self.client(b.port, "kept-%d" % i, V311, clean=False)
+            self.assertTrue(c.session_present, "kept-%d: its stored session was not restored" % i)
+            c.close()
+        with self.assertRaises(AssertionError, msg="a new session past max_sessions was accepted"):
+            self.client(b.port, "newcomer", V311, clean=False)
+        self.assertTrue(b.wait_log("refused: max_sessions reached"), b.log())
+        b.stop()
+
 
 class T3InflightQos2(PersistBase):
     """QoS 2 flows in flight at a SIGKILL resume after the restart
