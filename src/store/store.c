@@ -666,21 +666,17 @@ static bool held_any(const struct store *st)
 
 /* Take everything waiting into one list, in shard order (each shard's
  * batches keep their order; batches of different shards are independent). */
-static struct store_batch *gather(struct store *st, struct store_batch **tail)
+static struct store_batch *gather(struct store *st)
 {
-	struct store_batch *head = NULL;
+	struct store_batch *head = NULL, **tail = &head;
 	struct spsc_item it;
 
-	*tail = NULL;
 	for (unsigned i = 0; i < st->o.nshards; i++) {
 		while (spsc_pop(st->in[i], &it)) {
 			struct store_batch *b = it.ptr;
 			b->next = NULL;
-			if (*tail)
-				(*tail)->next = b;
-			else
-				head = b;
 			*tail = b;
+			tail = &b->next;
 		}
 	}
 	return head;
@@ -709,7 +705,7 @@ static void sleep_ms(struct store *st, uint64_t ms)
 /* One round: commit the retry list and everything new.  Returns true if work was done. */
 static bool round_once(struct store *st)
 {
-	struct store_batch *tail, *fresh = gather(st, &tail), *list;
+	struct store_batch *fresh = gather(st), *list;
 	bool retrying = st->retry != NULL;
 	int r;
 
