@@ -382,9 +382,25 @@ void persist_ack_in(struct shard *s, uint64_t ticket, int status)
 	if (!ps->ack_len)
 		return;
 	first = ack_at(ps, 0)->ticket;
-	if (ticket < first || ticket - first >= ps->ack_len)
+	if (ticket < first)
 		return; /* stale */
-	a = ack_at(ps, (uint32_t)(ticket - first));
+	/* Tickets ascend; they are consecutive unless an entry could not be
+	 * allocated (ack_add), so the guess is checked and a search follows. */
+	if (ticket - first < ps->ack_len && ack_at(ps, (uint32_t)(ticket - first))->ticket == ticket) {
+		a = ack_at(ps, (uint32_t)(ticket - first));
+	} else {
+		uint32_t lo = 0, hi = ps->ack_len;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (ack_at(ps, mid)->ticket < ticket)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == ps->ack_len || ack_at(ps, lo)->ticket != ticket)
+			return; /* stale, or its entry was never made */
+		a = ack_at(ps, lo);
+	}
 	if (status < 0 && a->status == 0)
 		a->status = (int8_t)(status == -ENOSPC ? -ENOSPC : -EIO);
 	if (a->parts)
