@@ -346,9 +346,10 @@ void publish_in(struct shard *s, struct conn *c, const struct mqtt_publish *p)
 	else
 		msg_unref(m);
 	if (p->qos == 2) {
-		if (qos2_set(se, p->packet_id, true) == 0)
+		if (qos2_set(se, p->packet_id, true) == 0) {
 			c->qos2_in_count++;
-		persist_q2in(s, se, p->packet_id, true);
+			persist_q2in(s, se, p->packet_id, true); /* memory and store agree on the id */
+		}
 	}
 	if (gate)
 		persist_ack_close(s, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, 0, p->qos == 2);
