@@ -68,6 +68,7 @@ struct retain *retain_free(struct retain *r)
 {
 	struct cds_lfht_iter it;
 	struct rnode *rn, *dead = NULL;
+	bool online;
 
 	if (!r)
 		return NULL;
@@ -80,7 +81,14 @@ struct retain *retain_free(struct retain *r)
 			dead = rn;
 		}
 	}
+	/* cds_lfht_destroy() waits for a queued resize, and a resize waits for
+	 * a grace period: an online caller would wait for itself (route.c). */
+	online = rcu_read_ongoing();
+	if (online)
+		rcu_thread_offline();
 	(void)cds_lfht_destroy(r->ht, NULL); /* no thread uses the table any more */
+	if (online)
+		rcu_thread_online();
 	while (dead) {
 		rn = dead;
 		dead = rn->next_dead;

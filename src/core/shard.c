@@ -707,9 +707,15 @@ struct broker *broker_free(struct broker *b)
 	/* Deferred frees (call_rcu) of the route index and retained store run
 	 * on liburcu's worker; wait for them before the tables go. */
 	rcu_barrier();
+	/* The tables' resize worker may still run: it waits for grace periods,
+	 * so the deletions below must come from a registered, online thread
+	 * (liburcu's rule for cds_lfht_del) or it can walk a bucket mid-change
+	 * ("_cds_lfht_gc_bucket: !is_removed" at exit after 50,000 retained). */
+	rcu_register_thread();
 	b->retain = retain_free(b->retain);
 	b->route = route_free(b->route);
 	b->shares = share_registry_free(b->shares);
+	rcu_unregister_thread();
 	b->backoff = backoff_free(b->backoff);
 	pthread_mutex_destroy(&b->start_lock);
 	pthread_cond_destroy(&b->start_cond);

@@ -118,6 +118,7 @@ struct share_registry *share_registry_free(struct share_registry *r)
 {
 	struct cds_lfht_iter it;
 	struct share_group *g, *dead = NULL;
+	bool online;
 
 	if (!r)
 		return NULL;
@@ -131,10 +132,18 @@ struct share_registry *share_registry_free(struct share_registry *r)
 			g->next_dead = dead;
 			dead = g;
 		}
-		(void)cds_lfht_destroy(r->by_name, NULL);
 	}
+	/* cds_lfht_destroy() waits for a queued resize, and a resize waits for
+	 * a grace period: an online caller would wait for itself (route.c). */
+	online = rcu_read_ongoing();
+	if (online)
+		rcu_thread_offline();
+	if (r->by_name)
+		(void)cds_lfht_destroy(r->by_name, NULL);
 	if (r->by_id)
 		(void)cds_lfht_destroy(r->by_id, NULL);
+	if (online)
+		rcu_thread_online();
 	while (dead) {
 		g = dead;
 		dead = g->next_dead;
